@@ -1,0 +1,48 @@
+"""Helpers shared by the testinfra suites of every scenario.
+
+Molecule runs the verifier with the scenario's inventory and ansible.cfg in
+the environment; these helpers reuse them to run playbooks the way an
+operator would (for example with bad input, to see it refused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: str
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """Per-host counters from the PLAY RECAP lines."""
+        result: dict[str, dict[str, int]] = {}
+        for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", self.output, re.MULTILINE):
+            result[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counters)}
+        return result
+
+    def changed(self) -> int:
+        return sum(c.get("changed", 0) for c in self.recap().values())
+
+
+def run_playbook(playbook: str | Path, extra_vars: dict | None = None, *args: str) -> PlaybookRun:
+    """Run a playbook against the scenario's hosts and return its rc and output."""
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook)]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    cmd += list(args)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
+    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+
+
+def converge_playbook() -> Path:
+    """The scenario's own converge playbook."""
+    return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
