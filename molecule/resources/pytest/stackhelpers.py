@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[3]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -39,8 +40,9 @@ def run_playbook(playbook: str | Path, extra_vars: dict | None = None, *args: st
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     cmd += list(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
-    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr)
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900, env=env)
+    return PlaybookRun(proc.returncode, ANSI.sub("", proc.stdout + proc.stderr))
 
 
 def converge_playbook() -> Path:
