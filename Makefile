@@ -13,12 +13,12 @@ LAB_IMAGES ?= pystack/debian:bookworm pystack/debian:bullseye pystack/debian:tri
 # Scenarios `make test` runs, in order (default: every directory with a molecule.yml).
 SCENARIOS ?=
 
-.PHONY: help venv collections engine images lab lab-down lint syntax molecule test clean
+.PHONY: help venv collections engine images lab lab-down lint syntax unit molecule test clean
 help:
 	@echo "make lab       bring up the lab stack (containers) and converge it"
 	@echo "make lab-down  remove the lab containers and network"
 	@echo "make test      yamllint, ansible-lint, syntax checks and every molecule scenario"
-	@echo "make lint | syntax | molecule [SCENARIOS='common data']"
+	@echo "make lint | syntax | unit | molecule [SCENARIOS='common data']"
 
 $(VENV)/.stamp: requirements.txt constraints.txt
 	@command -v python3 >/dev/null || { echo "python3 is needed (apt-get install python3 python3-venv)"; exit 1; }
@@ -58,6 +58,9 @@ syntax: venv
 	  ansible-playbook -i inventories/lab --syntax-check "$$pb" >/dev/null || { echo "syntax: $$pb FAILED"; exit 1; }; \
 	  echo "syntax: $$pb ok"; \
 	done
+
+unit: venv
+	@scripts/app-unit
 
 molecule: venv collections images
 	@scripts/run-scenarios $(SCENARIOS)

@@ -1,0 +1,122 @@
+"""Settings read once, at create_app, from the environment and an optional override dict."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SERVERS = ("gunicorn", "uwsgi")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable application."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    secret_key: str
+    redis_cache_url: str = ""
+    redis_session_url: str = ""
+    cache_ttl: int = 30
+    app_server: str = ""
+    app_interpreter: str = ""
+    app_release: str = ""
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    testing: bool = False
+    # Tests inject ready-made clients (fakeredis) here instead of URLs.
+    redis_cache_client: Any = field(default=None, repr=False, compare=False)
+    redis_session_client: Any = field(default=None, repr=False, compare=False)
+
+
+def release_from_path(package_dir: Path | None = None) -> str:
+    """The release this code was deployed as: the name of its directory under releases/.
+
+    A deploy unpacks each release into <root>/releases/<id>/ and points <root>/current at it;
+    the server imports through the link, so the resolved path names the release being served,
+    also after a graceful reload to a new one. Empty when not deployed that way.
+    """
+    root = (package_dir or Path(__file__).resolve().parent).parent
+    return root.name if root.parent.name == "releases" else ""
+
+
+def _int(name: str, raw: Any, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build Settings from environment variables; keys in `overrides` (same names) win.
+
+    Outside tests (TESTING true in overrides) SECRET_KEY and DATABASE_URL are required:
+    the app refuses to start rather than run with a guessable key or a surprise database.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {
+        "DATABASE_URL": env.get("DATABASE_URL", ""),
+        "SECRET_KEY": env.get("SECRET_KEY", ""),
+        "REDIS_CACHE_URL": env.get("REDIS_CACHE_URL", ""),
+        "REDIS_SESSION_URL": env.get("REDIS_SESSION_URL", ""),
+        "CACHE_TTL": env.get("CACHE_TTL", "30"),
+        "APP_SERVER": env.get("APP_SERVER", ""),
+        "APP_INTERPRETER": env.get("APP_INTERPRETER", ""),
+        "APP_RELEASE": env.get("APP_RELEASE", ""),
+        "DB_POOL_SIZE": env.get("DB_POOL_SIZE", "5"),
+        "DB_MAX_OVERFLOW": env.get("DB_MAX_OVERFLOW", "10"),
+        "TESTING": False,
+        "REDIS_CACHE_CLIENT": None,
+        "REDIS_SESSION_CLIENT": None,
+    }
+    if overrides:
+        unknown = sorted(set(overrides) - set(values))
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        values.update(overrides)
+
+    testing = bool(values["TESTING"])
+    secret_key = str(values["SECRET_KEY"] or "")
+    if not secret_key:
+        if not testing:
+            raise ConfigError(
+                "SECRET_KEY is not set: refusing to start. Set the SECRET_KEY environment variable "
+                "to a long random string (the deploy generates one per environment)."
+            )
+        secret_key = "insecure-test-key"
+    database_url = str(values["DATABASE_URL"] or "")
+    if not database_url:
+        if not testing:
+            raise ConfigError(
+                "DATABASE_URL is not set: refusing to start. Example: "
+                "postgresql+psycopg2://app:PASSWORD@db1:6432/app (pgbouncer port)."
+            )
+        database_url = "sqlite://"
+    app_server = str(values["APP_SERVER"] or "").strip().lower()
+    if app_server and app_server not in SERVERS:
+        raise ConfigError(f"APP_SERVER must be one of {', '.join(SERVERS)} (or unset), got {app_server!r}")
+
+    return Settings(
+        database_url=database_url,
+        secret_key=secret_key,
+        redis_cache_url=str(values["REDIS_CACHE_URL"] or ""),
+        redis_session_url=str(values["REDIS_SESSION_URL"] or ""),
+        cache_ttl=_int("CACHE_TTL", values["CACHE_TTL"], 1),
+        app_server=app_server,
+        app_interpreter=str(values["APP_INTERPRETER"] or ""),
+        app_release=str(values["APP_RELEASE"] or "") or release_from_path(),
+        db_pool_size=_int("DB_POOL_SIZE", values["DB_POOL_SIZE"], 1),
+        db_max_overflow=_int("DB_MAX_OVERFLOW", values["DB_MAX_OVERFLOW"], 0),
+        testing=testing,
+        redis_cache_client=values["REDIS_CACHE_CLIENT"],
+        redis_session_client=values["REDIS_SESSION_CLIENT"],
+    )
