@@ -1,0 +1,190 @@
+"""The app tier as its users see it: each node serves the interpreter and server
+its inventory asks for, talks to PostgreSQL (through pgbouncer) and Redis, and
+survives worker crashes, reloads and interpreter switches."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from stackhelpers import converge_playbook, run_playbook
+
+UNIT = "pystack-app"
+BASE = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def app_host(host):
+    if "app" not in host.ansible.get_variables()["group_names"]:
+        pytest.skip("app nodes only")
+    return host
+
+
+def settings(host) -> dict:
+    v = host.ansible.get_variables()
+    return {"interpreter": v["app_interpreter"], "server": v.get("app_server", "gunicorn")}
+
+
+def get(host, path: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict, str]:
+    data = f"-H 'Content-Type: application/json' --data '{json.dumps(body)}'" if body is not None else ""
+    out = host.run(f"curl -s -m 20 -X {method} {data} -D /tmp/h -o /tmp/b -w '%{{http_code}}' {BASE}{path}")
+    headers = {}
+    for line in host.file("/tmp/h").content_string.splitlines()[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return int(out.stdout or 0), headers, host.file("/tmp/b").content_string
+
+
+def runtime(host) -> dict:
+    status, _, body = get(host, "/runtime")
+    assert status == 200, body
+    return json.loads(body)
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(interval)
+
+
+def test_runtime_reports_the_configured_interpreter_and_server(app_host):
+    want = settings(app_host)
+    seen = runtime(app_host)
+    assert seen["interpreter"] == want["interpreter"]
+    assert seen["server"] == want["server"]
+    assert seen["framework"] == "flask"
+    assert seen["jit"] is (want["interpreter"] in ("pyston", "pypy"))
+    assert seen["host"] == app_host.check_output("hostname")
+    assert seen["release"].split("-", 1)[1].startswith(want["interpreter"] + "-")
+
+
+def test_healthz_sees_postgresql_and_redis(app_host):
+    status, _, body = get(app_host, "/healthz")
+    assert status == 200, body
+    assert json.loads(body)["checks"] == {"postgresql": "ok", "redis": "ok"}
+
+
+def test_items_come_from_postgresql_then_from_redis(app_host):
+    name = f"item-{uuid.uuid4().hex[:8]}"
+    status, _, body = get(app_host, "/api/items", "POST", {"items": [{"name": name, "category": "t", "tags": ["x"]}]})
+    assert status == 201, body
+    status, headers, body = get(app_host, "/api/items?limit=500")
+    assert status == 200, body
+    assert headers["x-cache"] == "MISS"
+    assert name in {item["name"] for item in json.loads(body)}
+    status, headers, _ = get(app_host, "/api/items?limit=500")
+    assert headers["x-cache"] == "HIT"
+
+
+def test_listens_on_its_private_address_and_loopback_only(app_host):
+    sockets = set(app_host.check_output("ss -Hltn 'sport = :8000' | awk '{print $4}'").split())
+    private = app_host.check_output("hostname -I").split()[0]
+    assert sockets == {"127.0.0.1:8000", f"{private}:8000"}
+
+
+def test_environment_file_is_private_to_the_app_user(app_host):
+    env = app_host.file("/etc/pystack/app.env")
+    assert env.user == "pystack-app"
+    assert env.mode == 0o600
+    assert "DATABASE_URL=postgresql+" in env.content_string
+
+
+def test_unit_is_hardened(app_host):
+    props = dict(
+        line.split("=", 1)
+        for line in app_host.check_output(
+            f"systemctl show {UNIT} -p User -p NoNewPrivileges -p ProtectSystem -p PrivateTmp -p ProtectHome"
+        ).splitlines()
+    )
+    assert props == {
+        "User": "pystack-app",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+        "ProtectHome": "yes",
+    }
+
+
+def main_pid(host) -> int:
+    return int(host.check_output(f"systemctl show -p MainPID --value {UNIT}"))
+
+
+def workers(host) -> set[int]:
+    return {int(p) for p in host.run(f"pgrep -P {main_pid(host)}").stdout.split()}
+
+
+def test_a_killed_worker_is_replaced(app_host):
+    before = workers(app_host)
+    assert len(before) == int(app_host.check_output("nproc")) * 2 + 1
+    victim = sorted(before)[0]
+    app_host.run(f"kill -9 {victim}")
+    wait_for(lambda: victim not in workers(app_host) and len(workers(app_host)) == len(before))
+    assert get(app_host, "/healthz")[0] == 200
+
+
+def test_a_killed_master_is_restarted_by_systemd(app_host):
+    old = main_pid(app_host)
+    app_host.run(f"kill -9 {old}")
+    wait_for(lambda: main_pid(app_host) not in (0, old) and app_host.service(UNIT).is_running)
+    wait_for(lambda: get(app_host, "/healthz")[0] == 200)
+
+
+def test_reload_and_restart_drop_no_request(app_host):
+    # 400 requests in a row while the server reloads (new workers) and then
+    # restarts (new master; systemd keeps the listening sockets meanwhile).
+    app_host.run(
+        "rm -f /tmp/codes; (for i in $(seq 400); do curl -s -m 30 -o /dev/null -w '%{http_code}\\n' "
+        f"{BASE}/page?rows=50 >> /tmp/codes; done) > /dev/null 2>&1 &"
+    )
+    time.sleep(1)
+    assert app_host.run(f"systemctl reload {UNIT}").rc == 0
+    time.sleep(2)
+    assert app_host.run(f"systemctl restart {UNIT}").rc == 0
+    wait_for(lambda: len(app_host.file("/tmp/codes").content_string.split()) >= 400, timeout=180)
+    codes = app_host.file("/tmp/codes").content_string.split()
+    assert set(codes) == {"200"}, {c: codes.count(c) for c in set(codes)}
+
+
+def test_switching_the_interpreter_is_a_normal_deploy(app_host):
+    # The canary: its inventory says pyston; switch it to cpython and back.
+    name = app_host.backend.get_hostname()
+    if name != "pystack-app-pyston":
+        pytest.skip("done on the pyston node")
+    switched = run_playbook(converge_playbook(), {"app_interpreter": "cpython"}, "--limit", name)
+    assert switched.rc == 0, switched.output
+    seen = runtime(app_host)
+    assert (seen["interpreter"], seen["jit"]) == ("cpython", False)
+    again = run_playbook(converge_playbook(), {"app_interpreter": "cpython"}, "--limit", name)
+    assert again.rc == 0, again.output
+    assert again.changed() == 0, again.output
+    back = run_playbook(converge_playbook(), None, "--limit", name)
+    assert back.rc == 0, back.output
+    seen = runtime(app_host)
+    assert (seen["interpreter"], seen["jit"]) == ("pyston", True)
+    # Both releases are kept, so either switch is a rollback too.
+    assert len(app_host.check_output("ls /opt/pystack/releases").split()) >= 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        ({"app_interpreter": "jython"}, ["app_interpreter", "cpython, pyston, pypy"]),
+        ({"app_server": "waitress"}, ["app_server", "gunicorn, uwsgi"]),
+        ({"app_interpreter": "pyston"}, ["app_interpreter", "CPython 3.11"]),
+        ({"app_workers": 0}, ["app_workers"]),
+    ],
+)
+def test_bad_input_is_refused_before_any_change(app_host, extra, needles):
+    name = app_host.backend.get_hostname()
+    if name != "pystack-app-cpython":
+        pytest.skip("run once")
+    run = run_playbook(converge_playbook(), extra, "--limit", name)
+    assert run.rc != 0
+    for needle in needles:
+        assert needle in run.output
+    assert run.recap(), run.output
+    assert run.changed() == 0, run.output
