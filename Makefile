@@ -52,6 +52,8 @@ lab-down: venv
 lint: venv
 	yamllint --strict .
 	ansible-lint --profile production
+	ruff check . scripts/check-collections
+	ruff format --check . scripts/check-collections
 
 syntax: venv
 	@for pb in playbooks/*.yml; do \

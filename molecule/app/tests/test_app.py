@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from stackhelpers import converge_playbook, run_playbook
+from stackhelpers import http as get
 
 UNIT = "pystack-app"
 BASE = "http://127.0.0.1:8000"
@@ -27,19 +28,8 @@ def settings(host) -> dict:
     return {"interpreter": v["app_interpreter"], "server": v.get("app_server", "gunicorn")}
 
 
-def get(host, path: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict, str]:
-    data = f"-H 'Content-Type: application/json' --data '{json.dumps(body)}'" if body is not None else ""
-    out = host.run(f"curl -s -m 20 -X {method} {data} -D /tmp/h -o /tmp/b -w '%{{http_code}}' {BASE}{path}")
-    headers = {}
-    for line in host.file("/tmp/h").content_string.splitlines()[1:]:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-    return int(out.stdout or 0), headers, host.file("/tmp/b").content_string
-
-
 def runtime(host) -> dict:
-    status, _, body = get(host, "/runtime")
+    status, _, body = get(host, BASE + "/runtime")
     assert status == 200, body
     return json.loads(body)
 
@@ -63,20 +53,22 @@ def test_runtime_reports_the_configured_interpreter_and_server(app_host):
 
 
 def test_healthz_sees_postgresql_and_redis(app_host):
-    status, _, body = get(app_host, "/healthz")
+    status, _, body = get(app_host, BASE + "/healthz")
     assert status == 200, body
     assert json.loads(body)["checks"] == {"postgresql": "ok", "redis": "ok"}
 
 
 def test_items_come_from_postgresql_then_from_redis(app_host):
     name = f"item-{uuid.uuid4().hex[:8]}"
-    status, _, body = get(app_host, "/api/items", "POST", {"items": [{"name": name, "category": "t", "tags": ["x"]}]})
+    status, _, body = get(
+        app_host, BASE + "/api/items", "POST", {"items": [{"name": name, "category": "t", "tags": ["x"]}]}
+    )
     assert status == 201, body
-    status, headers, body = get(app_host, "/api/items?limit=500")
+    status, headers, body = get(app_host, BASE + "/api/items?limit=500")
     assert status == 200, body
     assert headers["x-cache"] == "MISS"
     assert name in {item["name"] for item in json.loads(body)}
-    status, headers, _ = get(app_host, "/api/items?limit=500")
+    status, headers, _ = get(app_host, BASE + "/api/items?limit=500")
     assert headers["x-cache"] == "HIT"
 
 
@@ -120,17 +112,17 @@ def workers(host) -> set[int]:
 def test_a_killed_worker_is_replaced(app_host):
     before = workers(app_host)
     assert len(before) == int(app_host.check_output("nproc")) * 2 + 1
-    victim = sorted(before)[0]
+    victim = min(before)
     app_host.run(f"kill -9 {victim}")
     wait_for(lambda: victim not in workers(app_host) and len(workers(app_host)) == len(before))
-    assert get(app_host, "/healthz")[0] == 200
+    assert get(app_host, BASE + "/healthz")[0] == 200
 
 
 def test_a_killed_master_is_restarted_by_systemd(app_host):
     old = main_pid(app_host)
     app_host.run(f"kill -9 {old}")
     wait_for(lambda: main_pid(app_host) not in (0, old) and app_host.service(UNIT).is_running)
-    wait_for(lambda: get(app_host, "/healthz")[0] == 200)
+    wait_for(lambda: get(app_host, BASE + "/healthz")[0] == 200)
 
 
 def test_reload_and_restart_drop_no_request(app_host):

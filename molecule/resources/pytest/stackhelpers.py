@@ -48,3 +48,15 @@ def run_playbook(playbook: str | Path, extra_vars: dict | None = None, *args: st
 def converge_playbook() -> Path:
     """The scenario's own converge playbook."""
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
+
+
+def http(host, url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict[str, str], str]:
+    """Make a request from inside a test host (curl); return status, headers and body."""
+    data = f"-H 'Content-Type: application/json' --data '{json.dumps(body)}'" if body is not None else ""
+    out = host.run(f"curl -s -m 20 -X {method} {data} -D /tmp/.h -o /tmp/.b -w '%{{http_code}}' '{url}'")
+    headers: dict[str, str] = {}
+    for line in host.file("/tmp/.h").content_string.splitlines()[1:]:
+        if ":" in line:
+            key, value = line.split(":", 1)
+            headers[key.strip().lower()] = value.strip()
+    return int(out.stdout or 0), headers, host.file("/tmp/.b").content_string

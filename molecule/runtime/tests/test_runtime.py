@@ -16,7 +16,7 @@ PROBE = (
 
 def probe(host, env: str = "") -> dict:
     interpreter = host.ansible.get_variables()["app_interpreter"]
-    out = host.run(f"{env} /opt/runtime-test/venv-{interpreter}/bin/python -c \"{PROBE}\"")
+    out = host.run(f'{env} /opt/runtime-test/venv-{interpreter}/bin/python -c "{PROBE}"')
     assert out.rc == 0, out.stderr
     return json.loads(out.stdout)
 

@@ -1,0 +1,1 @@
+"""pystack reference Django project: settings from environment variables, see settings.py."""

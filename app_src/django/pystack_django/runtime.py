@@ -1,0 +1,76 @@
+"""What is really serving this request: interpreter, JIT, WSGI server, process.
+
+Same detection as the Flask app's pystack_flask/runtime.py (the /runtime contract).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+# pyston-lite's enable() makes True immortal by giving it a refcount near 2**48; importing the
+# module alone does not. CPython 3.12+ immortal objects stay far below that (about 2**32).
+PYSTON_IMMORTAL_REFCOUNT = 2**48
+
+
+def pyston_lite_active() -> bool:
+    """True when the pyston-lite JIT is enabled in this process.
+
+    pyston_lite_autoload enables it from a .pth file at start-up unless DISABLE_PYSTON is set
+    (any value), so that switch is reflected here without reading it.
+    """
+    if platform.python_implementation() != "CPython":
+        return False
+    return sys.getrefcount(True) >= PYSTON_IMMORTAL_REFCOUNT
+
+
+def pypy_jit_built() -> bool:
+    """PyPy's JIT is compiled in on the usual platforms; a --jit off at run time is not visible."""
+    info = getattr(sys, "pypy_translation_info", None)
+    return bool(info.get("translation.jit", True)) if info is not None else False
+
+
+def detect_interpreter(implementation: str, pyston_active: bool) -> str:
+    if implementation == "PyPy":
+        return "pypy"
+    if pyston_active:
+        return "pyston"
+    return "cpython"
+
+
+def detect_server(configured: str, modules: Mapping[str, Any]) -> str:
+    """APP_SERVER wins; otherwise uWSGI (its embedded `uwsgi` module) or gunicorn (imported)."""
+    if configured:
+        return configured
+    if "uwsgi" in modules:
+        return "uwsgi"
+    try:
+        import uwsgi  # noqa: F401  (only importable inside a uWSGI process)
+    except ImportError:
+        pass
+    else:
+        return "uwsgi"
+    if "gunicorn" in modules:
+        return "gunicorn"
+    return "unknown"
+
+
+def runtime_info(configured_server: str, configured_interpreter: str, release: str) -> dict[str, Any]:
+    implementation = platform.python_implementation()
+    pyston = pyston_lite_active()
+    interpreter = detect_interpreter(implementation, pyston)
+    return {
+        "host": socket.gethostname(),
+        "interpreter": interpreter,
+        "python_version": platform.python_version(),
+        "jit": pyston or (interpreter == "pypy" and pypy_jit_built()),
+        "server": detect_server(configured_server, sys.modules),
+        "framework": "django",
+        "pid": os.getpid(),
+        "release": release,
+        "configured_interpreter": configured_interpreter,
+    }

@@ -1,0 +1,22 @@
+"""URL map: the same endpoints as the Flask app, plus /cached (a cache_page-cached page)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import path
+from django.views.decorators.cache import cache_page
+
+from items import views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("runtime", views.runtime, name="runtime"),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/items", views.items_collection, name="items"),
+    path("api/seed", views.seed, name="seed"),
+    path("api/session", views.session_visits, name="session"),
+    path("page", views.cpu_page, name="page"),
+    # The whole response (headers and body) is cached in the "default" cache for CACHE_TTL
+    # seconds: a hit skips the view. Compare with /page to see what a page cache buys.
+    path("cached", cache_page(settings.CACHE_TTL)(views.cached_page), name="cached"),
+]

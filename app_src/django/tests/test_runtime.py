@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import os
+import platform
+
+import pytest
+from django.test import Client
+from pytest_django.fixtures import SettingsWrapper
+
+from pystack_django import runtime
+from pystack_django.runtime import detect_interpreter, detect_server
+
+KEYS = {
+    "host",
+    "interpreter",
+    "python_version",
+    "jit",
+    "server",
+    "framework",
+    "pid",
+    "release",
+    "configured_interpreter",
+}
+
+
+def test_runtime_contract(client: Client) -> None:
+    response = client.get("/runtime")
+    assert response.status_code == 200
+    data = response.json()
+    assert set(data) == KEYS
+    assert data["framework"] == "django"
+    assert data["pid"] == os.getpid()
+    assert data["python_version"] == platform.python_version()
+    assert data["interpreter"] in ("cpython", "pyston", "pypy")
+    assert data["jit"] is (data["interpreter"] != "cpython")
+    assert data["server"] == "unknown"  # the test client is neither gunicorn nor uWSGI
+
+
+def test_runtime_reports_configuration(client: Client, settings: SettingsWrapper) -> None:
+    settings.APP_SERVER = "gunicorn"
+    settings.APP_INTERPRETER = "pyston"
+    settings.APP_RELEASE = "20240101-abc"
+    data = client.get("/runtime").json()
+    assert data["server"] == "gunicorn"
+    assert data["configured_interpreter"] == "pyston"
+    assert data["release"] == "20240101-abc"
+
+
+def test_detect_interpreter() -> None:
+    assert detect_interpreter("PyPy", pyston_active=False) == "pypy"
+    assert detect_interpreter("CPython", pyston_active=True) == "pyston"
+    assert detect_interpreter("CPython", pyston_active=False) == "cpython"
+
+
+def test_pyston_detection_uses_immortal_true(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime.platform, "python_implementation", lambda: "CPython")
+    # raising=False: PyPy has no sys.getrefcount (pyston_lite_active never calls it there).
+    monkeypatch.setattr(runtime.sys, "getrefcount", lambda obj: 2**48 + 17, raising=False)
+    assert runtime.pyston_lite_active() is True
+    monkeypatch.setattr(runtime.sys, "getrefcount", lambda obj: 120, raising=False)
+    assert runtime.pyston_lite_active() is False
+
+
+def test_detect_server() -> None:
+    marker = object()
+    assert detect_server("uwsgi", {}) == "uwsgi"
+    assert detect_server("", {"uwsgi": marker, "gunicorn": marker}) == "uwsgi"
+    assert detect_server("", {"gunicorn": marker}) == "gunicorn"
+    assert detect_server("", {}) == "unknown"

@@ -1,0 +1,69 @@
+"""The Django reference app on the app tier, as its users see it."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+from stackhelpers import http as get
+
+BASE = "http://127.0.0.1:8000"
+DJANGO_HOSTS = ("pystack-django-cpython", "pystack-django-pyston")
+
+
+@pytest.fixture
+def app_host(host):
+    if "app" not in host.ansible.get_variables()["group_names"]:
+        pytest.skip("app nodes only")
+    return host
+
+
+def test_runtime_is_django_on_the_configured_interpreter(app_host):
+    want = app_host.ansible.get_variables()["app_interpreter"]
+    status, _, body = get(app_host, BASE + "/runtime")
+    assert status == 200, body
+    seen = json.loads(body)
+    assert (seen["framework"], seen["interpreter"], seen["server"]) == ("django", want, "gunicorn")
+    assert seen["jit"] is (want == "pyston")
+
+
+def test_healthz_sees_postgresql_and_redis(app_host):
+    status, _, body = get(app_host, BASE + "/healthz")
+    assert status == 200, body
+
+
+def test_cached_items_miss_then_hit(app_host):
+    name = f"dj-{uuid.uuid4().hex[:8]}"
+    status, _, body = get(
+        app_host, BASE + "/api/items", "POST", {"items": [{"name": name, "category": "d", "tags": []}]}
+    )
+    assert status == 201, body
+    status, headers, body = get(app_host, BASE + "/api/items?limit=500")
+    assert (status, headers["x-cache"]) == (200, "MISS"), body
+    assert name in {item["name"] for item in json.loads(body)}
+    assert get(app_host, BASE + "/api/items?limit=500")[1]["x-cache"] == "HIT"
+
+
+def test_static_files_are_collected_with_hashed_names(app_host):
+    static = "/opt/pystack/current/staticfiles"
+    manifest = json.loads(app_host.file(f"{static}/staticfiles.json").content_string)
+    hashed = manifest["paths"]["css/site.css"]
+    assert re.fullmatch(r"css/site\.[0-9a-f]{12}\.css", hashed), hashed
+    assert app_host.file(f"{static}/{hashed}").exists
+    # The page links the hashed name, so the edge can cache it as immutable.
+    _, _, index = get(app_host, BASE + "/")
+    assert f"/static/{hashed}" in index
+
+
+def test_the_migration_ran_exactly_once(host):
+    if host.backend.get_hostname() != DJANGO_HOSTS[0]:
+        pytest.skip("checked once, across the app nodes")
+    records = []
+    for name in DJANGO_HOSTS:
+        other = host.get_host(f"ansible://{name}", ansible_inventory=host.backend.ansible_inventory)
+        log = other.file("/opt/pystack/migrations.log")
+        if log.exists:
+            records += log.content_string.splitlines()
+    assert len(records) == 1, records
