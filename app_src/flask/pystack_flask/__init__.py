@@ -16,6 +16,7 @@ from .config import ConfigError, Settings, load_settings
 from .db import create_schema, make_engine, make_sessionmaker
 from .sessions import RedisSessionInterface
 from .state import AppState
+from .taskqueue import make_celery
 from .views import bp
 
 __all__ = ["ConfigError", "Settings", "create_app", "create_schema"]
@@ -60,6 +61,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         engine=engine,
         sessions=make_sessionmaker(engine),
         cache=Cache(cache_client),
+        # Enqueues tasks and reads their results; connects on first use (after the fork).
+        celery=make_celery(settings, engine=engine),
     )
     app.register_blueprint(bp)
 

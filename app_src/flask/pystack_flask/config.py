@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 SERVERS = ("gunicorn", "uwsgi")
 
@@ -27,6 +28,9 @@ class Settings:
     app_release: str = ""
     db_pool_size: int = 5
     db_max_overflow: int = 10
+    # Celery: "" when neither CELERY_* nor REDIS_SESSION_URL is set (then /api/tasks answers 503).
+    celery_broker_url: str = ""
+    celery_result_backend: str = ""
     testing: bool = False
     # Tests inject ready-made clients (fakeredis) here instead of URLs.
     redis_cache_client: Any = field(default=None, repr=False, compare=False)
@@ -44,6 +48,23 @@ def release_from_path(package_dir: Path | None = None) -> str:
     return root.name if root.parent.name == "releases" else ""
 
 
+# Celery's defaults when only REDIS_SESSION_URL is set: the same durable instance and ACL user,
+# broker on db 1 and results on db 2 (sessions stay on the db of REDIS_SESSION_URL).
+CELERY_BROKER_DB = 1
+CELERY_RESULT_DB = 2
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """`url` (redis:// or rediss://, credentials and query kept) pointing at database `db`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(
+            f"REDIS_SESSION_URL must be a redis:// or rediss:// URL to derive the Celery defaults from, "
+            f"got scheme {parts.scheme!r}: set CELERY_BROKER_URL and CELERY_RESULT_BACKEND instead"
+        )
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
 def _int(name: str, raw: Any, minimum: int) -> int:
     try:
         value = int(raw)
@@ -55,12 +76,16 @@ def _int(name: str, raw: Any, minimum: int) -> int:
 
 
 def load_settings(
-    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    require_secret_key: bool = True,
 ) -> Settings:
     """Build Settings from environment variables; keys in `overrides` (same names) win.
 
     Outside tests (TESTING true in overrides) SECRET_KEY and DATABASE_URL are required:
     the app refuses to start rather than run with a guessable key or a surprise database.
+    The Celery worker passes require_secret_key=False: it serves no HTTP and signs nothing.
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {
@@ -74,6 +99,8 @@ def load_settings(
         "APP_RELEASE": env.get("APP_RELEASE", ""),
         "DB_POOL_SIZE": env.get("DB_POOL_SIZE", "5"),
         "DB_MAX_OVERFLOW": env.get("DB_MAX_OVERFLOW", "10"),
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL", ""),
+        "CELERY_RESULT_BACKEND": env.get("CELERY_RESULT_BACKEND", ""),
         "TESTING": False,
         "REDIS_CACHE_CLIENT": None,
         "REDIS_SESSION_CLIENT": None,
@@ -87,12 +114,12 @@ def load_settings(
     testing = bool(values["TESTING"])
     secret_key = str(values["SECRET_KEY"] or "")
     if not secret_key:
-        if not testing:
+        if not testing and require_secret_key:
             raise ConfigError(
                 "SECRET_KEY is not set: refusing to start. Set the SECRET_KEY environment variable "
                 "to a long random string (the deploy generates one per environment)."
             )
-        secret_key = "insecure-test-key"
+        secret_key = "insecure-test-key" if testing else ""  # the worker signs nothing
     database_url = str(values["DATABASE_URL"] or "")
     if not database_url:
         if not testing:
@@ -104,18 +131,31 @@ def load_settings(
     app_server = str(values["APP_SERVER"] or "").strip().lower()
     if app_server and app_server not in SERVERS:
         raise ConfigError(f"APP_SERVER must be one of {', '.join(SERVERS)} (or unset), got {app_server!r}")
+    redis_session_url = str(values["REDIS_SESSION_URL"] or "")
+    celery_broker_url = str(values["CELERY_BROKER_URL"] or "")
+    celery_result_backend = str(values["CELERY_RESULT_BACKEND"] or "")
+    if redis_session_url and not celery_broker_url:
+        celery_broker_url = redis_url_with_db(redis_session_url, CELERY_BROKER_DB)
+    if redis_session_url and not celery_result_backend:
+        celery_result_backend = redis_url_with_db(redis_session_url, CELERY_RESULT_DB)
+    celery_urls = {"CELERY_BROKER_URL": celery_broker_url, "CELERY_RESULT_BACKEND": celery_result_backend}
+    for name, url in celery_urls.items():
+        if url and "://" not in url:
+            raise ConfigError(f"{name} must be a URL such as redis://app:PASSWORD@cache1:6380/1")
 
     return Settings(
         database_url=database_url,
         secret_key=secret_key,
         redis_cache_url=str(values["REDIS_CACHE_URL"] or ""),
-        redis_session_url=str(values["REDIS_SESSION_URL"] or ""),
+        redis_session_url=redis_session_url,
         cache_ttl=_int("CACHE_TTL", values["CACHE_TTL"], 1),
         app_server=app_server,
         app_interpreter=str(values["APP_INTERPRETER"] or ""),
         app_release=str(values["APP_RELEASE"] or "") or release_from_path(),
         db_pool_size=_int("DB_POOL_SIZE", values["DB_POOL_SIZE"], 1),
         db_max_overflow=_int("DB_MAX_OVERFLOW", values["DB_MAX_OVERFLOW"], 0),
+        celery_broker_url=celery_broker_url,
+        celery_result_backend=celery_result_backend,
         testing=testing,
         redis_cache_client=values["REDIS_CACHE_CLIENT"],
         redis_session_client=values["REDIS_SESSION_CLIENT"],

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .cache import Cache
 from .config import Settings
+from .taskqueue import PystackCelery
 
 
 @dataclass
@@ -18,6 +19,7 @@ class AppState:
     engine: Engine
     sessions: sessionmaker[Session]
     cache: Cache
+    celery: PystackCelery
 
 
 def state() -> AppState:

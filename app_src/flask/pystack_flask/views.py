@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template, request, session
+import kombu.exceptions
+import redis
+from flask import Blueprint, Response, jsonify, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
@@ -13,7 +17,9 @@ from . import items, page
 from .cache import describe_error
 from .runtime import runtime_info
 from .state import state
+from .tasks import SUMMARIZE_ITEMS, SUMMARY_DEFAULT_LIMIT, SUMMARY_MAX_LIMIT, TaskFailed
 
+log = logging.getLogger(__name__)
 bp = Blueprint("pystack", __name__)
 
 ITEMS_DEFAULT_LIMIT = 50
@@ -26,6 +32,10 @@ PAGE_MAX_ROWS = 5000
 # Bumped on every write; cached lists live under the current generation, so one INCR
 # invalidates every cached limit at once and old entries simply expire.
 ITEMS_GENERATION_KEY = "pystack:items:gen"
+# Celery task ids are UUIDs; anything else is not worth a round trip to Redis.
+TASK_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
+# What a broker or result backend that is down or refusing raises (kombu wraps most of it).
+QUEUE_ERRORS = (kombu.exceptions.KombuError, redis.RedisError, OSError)
 
 
 def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
@@ -144,3 +154,59 @@ def session_visits() -> ResponseReturnValue:
     settings = state().settings
     backend = "redis" if settings.redis_session_url or settings.redis_session_client is not None else "cookie"
     return jsonify(visits=session["visits"], backend=backend)
+
+
+def _unavailable(message: str, **extra: Any) -> Response:
+    response = jsonify(error=message, **extra)
+    response.status_code = 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/api/tasks")
+def enqueue_task() -> ResponseReturnValue:
+    app_state = state()
+    limit = _int_arg("limit", SUMMARY_DEFAULT_LIMIT, 1, SUMMARY_MAX_LIMIT)
+    celery = app_state.celery
+    if not app_state.settings.celery_broker_url:
+        return _unavailable("task broker not configured: set CELERY_BROKER_URL (or REDIS_SESSION_URL)")
+    try:
+        result = celery.tasks[SUMMARIZE_ITEMS].apply_async(args=(limit,))
+    except QUEUE_ERRORS as exc:
+        log.warning("enqueue failed, task broker %s: %s", celery.broker_display, describe_error(exc))
+        return _unavailable(
+            f"task broker unavailable ({celery.broker_display}): {describe_error(exc)}",
+            broker=celery.broker_display,
+        )
+    response = jsonify(id=result.id)
+    response.status_code = 202
+    response.headers["Location"] = url_for("pystack.task_status", task_id=result.id)
+    return response
+
+
+@bp.get("/api/tasks/<task_id>")
+def task_status(task_id: str) -> ResponseReturnValue:
+    app_state = state()
+    if not TASK_ID.fullmatch(task_id):
+        return jsonify(error="invalid task id"), 404
+    if not app_state.settings.celery_result_backend:
+        return _unavailable("result backend not configured: set CELERY_RESULT_BACKEND (or REDIS_SESSION_URL)")
+    result = app_state.celery.AsyncResult(task_id)
+    try:
+        task_state = result.state
+        # Ready results are cached by AsyncResult: reading them costs no second round trip.
+        value: Any = result.result if task_state in ("SUCCESS", "FAILURE") else None
+    except QUEUE_ERRORS as exc:
+        log.warning("task status failed, result backend: %s", describe_error(exc))
+        return _unavailable(f"result backend unavailable: {describe_error(exc)}")
+    if task_state == "FAILURE":
+        # The exception Celery stored, as one short line; the traceback stays in the worker log.
+        if isinstance(value, TaskFailed):
+            value = str(value)[:300]
+        elif isinstance(value, BaseException):  # time limit, lost worker, ...
+            value = describe_error(value)
+        else:
+            value = str(value)[:300]
+    response = jsonify(id=task_id, state=task_state, result=value)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, event
 from pystack_flask import create_app, create_schema
 from pystack_flask.models import Base
 from pystack_flask.state import state
+from pystack_flask.tasks import summarize
 
 from .conftest import StatementCounter
 
@@ -94,3 +95,9 @@ def test_seed_is_idempotent(pg_client: FlaskClient) -> None:
     again = pg_client.post("/api/seed?n=50").get_json()
     assert again["created"] == 0
     assert again["items"] == 50
+
+
+def test_summary_task_through_pgbouncer(pg_client: FlaskClient, pg_app: Flask) -> None:
+    assert pg_client.post("/api/seed?n=120").status_code == 200
+    result = summarize(state_engine(pg_app), 100)
+    assert (result["sampled"], result["items"], result["categories"], result["tags"]) == (100, 120, 12, 24)
