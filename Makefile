@@ -43,8 +43,11 @@ images: engine
 	@scripts/lab-image $(LAB_IMAGES)
 
 lab: venv collections engine
-	ansible-playbook playbooks/lab.yml
-	ansible-playbook -i inventories/lab playbooks/site.yml
+	@start=$$SECONDS; \
+	ansible-playbook playbooks/lab.yml && \
+	ansible-playbook -i inventories/lab playbooks/site.yml && \
+	echo "make lab: converged in $$((SECONDS - start))s" && \
+	scripts/lab-smoke
 
 lab-down: venv
 	ansible-playbook playbooks/lab.yml -e lab_state=absent

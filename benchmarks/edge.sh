@@ -25,7 +25,7 @@ read -r -a apps <<<"$APPS"
 docker inspect "$LB" >/dev/null 2>&1 || { echo "edge.sh: no container $LB (make lab first?)" >&2; exit 1; }
 in_lb() { docker exec "$LB" bash -c "$1"; }
 in_lb 'command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null))'
-engine=$(in_lb "ss -Hltnp 'sport = :443' | grep -o 'haproxy\|nginx' | head -1")
+engine=$(in_lb 'systemctl is-active --quiet haproxy && echo haproxy || echo nginx')
 threads=$(in_lb nproc)
 
 # wrk --latency prints "50%  1.23ms"; normalise to milliseconds.
@@ -42,12 +42,12 @@ wrk_run() {
 }
 
 printf 'balancer: %s on %s; %s connections, %ss per run\n' "${engine:-?}" "$LB" "$CONNECTIONS" "$DURATION"
-printf '%-10s %12s %9s %9s %13s %9s %9s %8s %6s\n' \
-  endpoint thru_req/s thru_p50 thru_p99 direct_req/s dir_p50 dir_p99 ratio errors
+printf '%-10s %12s %9s %9s %13s %9s %9s %8s %s\n' \
+  endpoint thru_req/s thru_p50 thru_p99 direct_req/s dir_p50 dir_p99 ratio 'errors(thru/direct)'
 for endpoint in $ENDPOINTS; do
   # Warm up both paths (keep-alive pools, JIT, caches).
-  in_lb "wrk -t1 -c2 -d2s 'https://127.0.0.1$endpoint' >/dev/null"
-  read -r t_rps t_p50 t_p99 t_err < <(wrk_run "https://127.0.0.1$endpoint" "$CONNECTIONS")
+  in_lb "wrk -t1 -c2 -d2s 'https://127.0.0.1:443$endpoint' >/dev/null"
+  read -r t_rps t_p50 t_p99 t_err < <(wrk_run "https://127.0.0.1:443$endpoint" "$CONNECTIONS")
   share=$(( CONNECTIONS / ${#apps[@]} ))
   [ "$share" -ge 1 ] || share=1
   tmp=$(mktemp -d)
@@ -60,7 +60,7 @@ for endpoint in $ENDPOINTS; do
     END {printf "%.2f %.2f %.2f %s\n", rps, p50, p99, err ? err : "no"}')
   rm -rf "$tmp"
   ratio=$(awk -v t="$t_rps" -v d="$d_rps" 'BEGIN {printf "%.2f", (d > 0 ? t / d : 0)}')
-  errors=$([ "$t_err" = no ] && [ "$d_err" = no ] && echo no || echo yes)
-  printf '%-10s %12s %9s %9s %13s %9s %9s %8s %6s\n' \
+  errors="$t_err/$d_err"
+  printf '%-10s %12s %9s %9s %13s %9s %9s %8s %s\n' \
     "$endpoint" "$t_rps" "$t_p50" "$t_p99" "$d_rps" "$d_p50" "$d_p99" "$ratio" "$errors"
 done

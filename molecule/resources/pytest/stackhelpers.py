@@ -36,7 +36,9 @@ class PlaybookRun:
 
 def run_playbook(playbook: str | Path, extra_vars: dict | None = None, *args: str) -> PlaybookRun:
     """Run a playbook against the scenario's hosts and return its rc and output."""
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook)]
+    # The whole inventory directory: the generated file plus what scenarios link in.
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    cmd = ["ansible-playbook", "-i", str(inventory), str(playbook)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     cmd += list(args)
@@ -50,10 +52,16 @@ def converge_playbook() -> Path:
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
 
 
-def http(host, url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict[str, str], str]:
-    """Make a request from inside a test host (curl); return status, headers and body."""
+def http(
+    host, url: str, method: str = "GET", body: dict | None = None, insecure: bool = False
+) -> tuple[int, dict[str, str], str]:
+    """Make a request from inside a test host (curl); return status, headers and body.
+
+    insecure: accept the lab's self-signed certificate.
+    """
     data = f"-H 'Content-Type: application/json' --data '{json.dumps(body)}'" if body is not None else ""
-    out = host.run(f"curl -s -m 20 -X {method} {data} -D /tmp/.h -o /tmp/.b -w '%{{http_code}}' '{url}'")
+    flags = "-k" if insecure else ""
+    out = host.run(f"curl -s {flags} -m 20 -X {method} {data} -D /tmp/.h -o /tmp/.b -w '%{{http_code}}' '{url}'")
     headers: dict[str, str] = {}
     for line in host.file("/tmp/.h").content_string.splitlines()[1:]:
         if ":" in line:
