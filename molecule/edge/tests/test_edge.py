@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from stackhelpers import PROJECT, run_playbook
+from stackhelpers import PROJECT, http, run_playbook
 
 EDGE = PROJECT / "playbooks" / "edge.yml"
 BASE = "https://127.0.0.1"
@@ -30,9 +30,7 @@ def inventory_host(name: str):
 
 
 def edge_playbook(extra: dict, limit: str):
-    """playbooks/edge.yml with the scenario's whole inventory (run_playbook
-    passes molecule's file only, without the host variables)."""
-    return run_playbook(EDGE, extra, "-i", str(INVENTORY), "--limit", limit)
+    return run_playbook(EDGE, extra, "--limit", limit)
 
 
 def secret(name: str) -> str:
@@ -42,14 +40,8 @@ def secret(name: str) -> str:
 
 def curl(host, url: str, *options: str, body: bool = True) -> tuple[int, dict[str, str], str]:
     """One request from the lb host itself (self-signed certificate: -k)."""
-    args = " ".join(f"'{o}'" for o in options)
-    out = host.run(f"curl -sk -m 20 {args} -D /tmp/.eh -o /tmp/.eb -w '%{{http_code}}' '{url}'")
-    headers: dict[str, str] = {}
-    for line in host.file("/tmp/.eh").content_string.splitlines()[1:]:
-        if ":" in line:
-            key, value = line.split(":", 1)
-            headers[key.strip().lower()] = value.strip()
-    return int(out.stdout or 0), headers, host.file("/tmp/.eb").content_string if body else ""
+    status, headers, content = http(host, url, insecure=True, options=options)
+    return status, headers, content if body else ""
 
 
 def runtime_hosts(host, count: int) -> list[str]:

@@ -53,15 +53,24 @@ def converge_playbook() -> Path:
 
 
 def http(
-    host, url: str, method: str = "GET", body: dict | None = None, insecure: bool = False
+    host,
+    url: str,
+    method: str = "GET",
+    body: dict | None = None,
+    insecure: bool = False,
+    options: tuple[str, ...] = (),
 ) -> tuple[int, dict[str, str], str]:
     """Make a request from inside a test host (curl); return status, headers and body.
 
-    insecure: accept the lab's self-signed certificate.
+    insecure: accept the lab's self-signed certificate; options: more curl arguments.
     """
-    data = f"-H 'Content-Type: application/json' --data '{json.dumps(body)}'" if body is not None else ""
-    flags = "-k" if insecure else ""
-    out = host.run(f"curl -s {flags} -m 20 -X {method} {data} -D /tmp/.h -o /tmp/.b -w '%{{http_code}}' '{url}'")
+    args = ["-s", "-m", "20", "-X", method, *options]
+    if insecure:
+        args.append("-k")
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in args)
+    out = host.run(f"curl {quoted} -D /tmp/.h -o /tmp/.b -w '%{{http_code}}' '{url}'")
     headers: dict[str, str] = {}
     for line in host.file("/tmp/.h").content_string.splitlines()[1:]:
         if ":" in line:
