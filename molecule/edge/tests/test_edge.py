@@ -40,8 +40,7 @@ def secret(name: str) -> str:
 
 def curl(host, url: str, *options: str, body: bool = True) -> tuple[int, dict[str, str], str]:
     """One request from the lb host itself (self-signed certificate: -k)."""
-    status, headers, content = http(host, url, insecure=True, options=options)
-    return status, headers, content if body else ""
+    return http(host, url, insecure=True, options=options, read_body=body)
 
 
 def runtime_hosts(host, count: int) -> list[str]:

@@ -59,10 +59,12 @@ def http(
     body: dict | None = None,
     insecure: bool = False,
     options: tuple[str, ...] = (),
+    read_body: bool = True,
 ) -> tuple[int, dict[str, str], str]:
     """Make a request from inside a test host (curl); return status, headers and body.
 
-    insecure: accept the lab's self-signed certificate; options: more curl arguments.
+    insecure: accept the lab's self-signed certificate; options: more curl arguments;
+    read_body: False for a body that is not text (a compressed asset): "" comes back.
     """
     args = ["-s", "-m", "20", "-X", method, *options]
     if insecure:
@@ -76,4 +78,4 @@ def http(
         if ":" in line:
             key, value = line.split(":", 1)
             headers[key.strip().lower()] = value.strip()
-    return int(out.stdout or 0), headers, host.file("/tmp/.b").content_string
+    return int(out.stdout or 0), headers, host.file("/tmp/.b").content_string if read_body else ""
