@@ -90,3 +90,17 @@ def test_bad_input_is_refused_before_any_change(host, variable, value, allowed):
     assert allowed in run.output
     assert run.recap(), run.output
     assert run.changed() == 0, run.output
+
+
+def test_end_of_life_release_is_named_in_the_play(host):
+    # Debian 11's security support (LTS) ended in August 2026: its host still
+    # converges, and the play warns about that host and no other.
+    if host.backend.get_hostname() != "pystack-common-bookworm":
+        pytest.skip("run once")
+    run = run_playbook(converge_playbook(), None, "--tags", "common_support")
+    assert run.rc == 0, run.output
+    text = " ".join(run.output.split())  # the callback may wrap a long message
+    assert text.count("WARNING: pystack-common-") == 1, run.output
+    assert "WARNING: pystack-common-bullseye runs Debian 11" in text
+    assert "security support ended on 2026-08-31" in text
+    assert run.changed() == 0, run.output
