@@ -46,8 +46,8 @@ def test_pyston_can_be_switched_off_for_ab_runs(host):
     ("extra", "needle"),
     [
         ({"app_interpreter": "jython"}, "app_interpreter"),
-        # Debian 12's CPython 3.11 is outside pyston-lite's range.
-        ({"app_interpreter": "pyston"}, "CPython 3.11"),
+        # Debian 13's CPython 3.13 is outside pyston-lite's range.
+        ({"app_interpreter": "pyston"}, "CPython 3.13"),
     ],
 )
 def test_bad_interpreter_choice_is_refused_before_any_change(host, extra, needle):
