@@ -79,7 +79,11 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def runtime(request: HttpRequest) -> HttpResponse:
-    return _json(runtime_info(settings.APP_SERVER, settings.APP_INTERPRETER, settings.APP_RELEASE))
+    return _json(
+        runtime_info(
+            settings.APP_SERVER, settings.APP_INTERPRETER, settings.APP_RELEASE, settings.DATABASE_DRIVER
+        )
+    )
 
 
 @require_GET

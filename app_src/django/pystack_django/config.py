@@ -6,6 +6,7 @@ stops the app at start-up (gunicorn: "Worker failed to boot") instead of at the 
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,12 @@ TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 # libpq connect timeout: a dead pgbouncer fails a request (or /healthz) fast instead of hanging.
 CONNECT_TIMEOUT_SECONDS = 2
-POSTGRESQL_DRIVERS = ("", "psycopg2", "psycopg2cffi")
+POSTGRESQL_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")
+# The PostgreSQL driver each interpreter's lock installs (requirements-cpython.txt, -pypy.txt).
+LOCK_DRIVERS = {"CPython": "psycopg", "PyPy": "psycopg2cffi"}
+# psycopg 3 prepares a query on the server after this many executions (psycopg's default).
+DEFAULT_PREPARE_THRESHOLD = 5
+PREPARE_THRESHOLD_OFF = ("off", "none")
 
 
 class ConfigError(ImproperlyConfigured):
@@ -89,15 +95,36 @@ def proxy_ssl_header(env: Mapping[str, str]) -> tuple[str, str] | None:
     return "HTTP_" + header.upper().replace("-", "_"), "https"
 
 
-def database_from_url(url: str) -> tuple[dict[str, Any], str]:
+def prepare_threshold(env: Mapping[str, str]) -> int | None:
+    """DB_PREPARE_THRESHOLD: an integer >= 0 (psycopg's prepare_threshold), or off / none."""
+    raw = env.get("DB_PREPARE_THRESHOLD", "").strip()
+    if raw.lower() in PREPARE_THRESHOLD_OFF:
+        return None
+    return env_int(env, "DB_PREPARE_THRESHOLD", default=DEFAULT_PREPARE_THRESHOLD, minimum=0)
+
+
+def database_from_url(
+    url: str,
+    *,
+    implementation: str | None = None,
+    prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
+) -> tuple[dict[str, Any], str]:
     """Parse the SQLAlchemy-style DATABASE_URL the deploy renders for both apps.
 
     Returns (DATABASES["default"], driver). Accepted:
-      postgresql+psycopg2://USER:PASSWORD@HOST:6432/DB   (CPython, Pyston)
+      postgresql+psycopg://USER:PASSWORD@HOST:6432/DB   (CPython, Pyston: psycopg 3)
       postgresql+psycopg2cffi://USER:PASSWORD@HOST:6432/DB   (PyPy)
-      postgresql://... or postgres://...   (psycopg2 or psycopg2cffi, whichever imports)
+      postgresql://..., postgres://... and the older postgresql+psycopg2://...: the driver of
+        this interpreter's lock (psycopg on CPython, psycopg2cffi on PyPy). Django's backend
+        loads psycopg 3 whenever it imports, so on CPython +psycopg2 means psycopg 3 too.
       sqlite:// (in memory), sqlite:///relative.db, sqlite:////absolute/path.db
     Query parameters of a PostgreSQL URL are passed to libpq (sslmode=require, ...).
+
+    With psycopg 3 the cursors bind parameters on the server (server_side_binding) and psycopg
+    prepares a query after `prepare_threshold` executions on one connection (None: never).
+    Django's defaults with psycopg 3 are client-side binding and prepare_threshold None, which
+    never prepare: both options must be set. pgbouncer >= 1.21 with max_prepared_statements
+    keeps those prepared statements across transactions in transaction pooling mode.
     """
     parts = urlsplit(url)
     backend, _, driver = parts.scheme.partition("+")
@@ -109,18 +136,29 @@ def database_from_url(url: str) -> tuple[dict[str, Any], str]:
         raise ConfigError(
             f"DATABASE_URL must be a postgresql:// or sqlite:// URL, got scheme {parts.scheme!r}"
         )
-    if driver not in POSTGRESQL_DRIVERS:
+    if driver and driver not in POSTGRESQL_DRIVERS:
         raise ConfigError(
-            f"DATABASE_URL driver must be psycopg2 or psycopg2cffi (postgresql+psycopg2://), got {driver!r}"
+            f"DATABASE_URL driver must be one of {', '.join(POSTGRESQL_DRIVERS)} (postgresql+psycopg://), "
+            f"got {driver!r}"
         )
+    lock_driver = LOCK_DRIVERS.get(implementation or platform.python_implementation(), "psycopg")
+    if driver == "psycopg" and lock_driver == "psycopg2cffi":
+        raise ConfigError(
+            "DATABASE_URL asks for psycopg (3), which PyPy's lock does not install (a PyPy ctypes bug): "
+            "use postgresql+psycopg2cffi:// on PyPy"
+        )
+    if driver in ("", "psycopg2"):
+        driver = lock_driver
     name = unquote(parts.path.lstrip("/"))
     if not name:
-        raise ConfigError("DATABASE_URL names no database: postgresql+psycopg2://USER:PASSWORD@HOST:6432/DB")
+        raise ConfigError("DATABASE_URL names no database: postgresql+psycopg://USER:PASSWORD@HOST:6432/DB")
     try:
         port = parts.port
     except ValueError:
         raise ConfigError("DATABASE_URL has an invalid port") from None
     options: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if driver == "psycopg":
+        options.update(server_side_binding=True, prepare_threshold=prepare_threshold)
     options.update(parse_qsl(parts.query))
     database = {
         "ENGINE": "django.db.backends.postgresql",
@@ -135,4 +173,4 @@ def database_from_url(url: str) -> tuple[dict[str, Any], str]:
         "CONN_MAX_AGE": 0,
         "DISABLE_SERVER_SIDE_CURSORS": True,
     }
-    return database, driver or "psycopg2"
+    return database, driver

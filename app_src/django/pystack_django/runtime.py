@@ -12,6 +12,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+import django
+
 # pyston-lite's enable() makes True immortal by giving it a refcount near 2**48; importing the
 # module alone does not. CPython 3.12+ immortal objects stay far below that (about 2**32).
 PYSTON_IMMORTAL_REFCOUNT = 2**48
@@ -59,7 +61,9 @@ def detect_server(configured: str, modules: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def runtime_info(configured_server: str, configured_interpreter: str, release: str) -> dict[str, Any]:
+def runtime_info(
+    configured_server: str, configured_interpreter: str, release: str, db_driver: str
+) -> dict[str, Any]:
     implementation = platform.python_implementation()
     pyston = pyston_lite_active()
     interpreter = detect_interpreter(implementation, pyston)
@@ -70,6 +74,9 @@ def runtime_info(configured_server: str, configured_interpreter: str, release: s
         "jit": pyston or (interpreter == "pypy" and pypy_jit_built()),
         "server": detect_server(configured_server, sys.modules),
         "framework": "django",
+        "framework_version": django.get_version(),
+        # The PostgreSQL driver in use: psycopg (3) on CPython and Pyston, psycopg2cffi on PyPy.
+        "db_driver": db_driver,
         "pid": os.getpid(),
         "release": release,
         "configured_interpreter": configured_interpreter,

@@ -7,7 +7,6 @@ Tests use tests/settings.py, which sets test values and replaces the caches.
 from __future__ import annotations
 
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +65,16 @@ TEMPLATES = [
 DATABASE_URL = config.require(
     env,
     "DATABASE_URL",
-    "Example: postgresql+psycopg2://app:PASSWORD@db1:6432/app (pgbouncer port).",
+    "Example: postgresql+psycopg://app:PASSWORD@db1:6432/app (pgbouncer port).",
 )
-_database, DATABASE_DRIVER = config.database_from_url(DATABASE_URL)
+# psycopg 3 (CPython, Pyston) binds on the server and prepares a query after
+# DB_PREPARE_THRESHOLD executions (default 5; "off" for a pgbouncer without max_prepared_statements).
+_database, DATABASE_DRIVER = config.database_from_url(
+    DATABASE_URL, prepare_threshold=config.prepare_threshold(env)
+)
 DATABASES: dict[str, dict[str, Any]] = {"default": _database}
 
-if DATABASE_DRIVER == "psycopg2cffi" or (
-    _database["ENGINE"] == "django.db.backends.postgresql" and platform.python_implementation() == "PyPy"
-):
+if DATABASE_DRIVER == "psycopg2cffi":
     # psycopg2 (a CPython extension) does not import on PyPy: register the cffi port under the
     # name psycopg2 before Django loads its PostgreSQL backend (at the first connection).
     from .psycopg2cffi_compat import register
@@ -83,7 +84,7 @@ if DATABASE_DRIVER == "psycopg2cffi" or (
     except ImportError:
         raise config.ConfigError(
             "DATABASE_URL needs psycopg2cffi (PyPy): install requirements-pypy.txt, or use "
-            "postgresql+psycopg2:// with requirements-cpython.txt on CPython"
+            "postgresql+psycopg:// with requirements-cpython.txt on CPython"
         ) from None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,11 +12,19 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from pytest_django.fixtures import SettingsWrapper
+
+try:  # pytest-django's name for it since 4.12 (Python 3.10 and up get that)
+    from pytest_django.fixtures import Settings
+except ImportError:  # pytest-django 4.11, the last for Python 3.9
+    from pytest_django.fixtures import SettingsWrapper as Settings
 
 from pystack_django import cache as pystack_cache
+from pystack_django.config import LOCK_DRIVERS
 
 APP_DIR = Path(__file__).resolve().parent.parent
+# The URL the deploy renders on this interpreter: psycopg (3) on CPython, psycopg2cffi on PyPy.
+PYPY = platform.python_implementation() == "PyPy"
+DATABASE_URL = f"postgresql+{LOCK_DRIVERS[platform.python_implementation()]}://app:pw@db1:6432/app"
 # Nothing listens here: connection refused at once, like a Redis that is down.
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
 DEAD_REDIS_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
@@ -37,7 +46,7 @@ def cache_redis() -> fakeredis.FakeRedis:
 
 
 @pytest.fixture
-def dead_cache(settings: SettingsWrapper) -> None:
+def dead_cache(settings: Settings) -> None:
     settings.CACHES = {
         "default": {
             "BACKEND": "pystack_django.cache.ResilientRedisCache",
@@ -48,7 +57,7 @@ def dead_cache(settings: SettingsWrapper) -> None:
 
 
 @pytest.fixture
-def no_cache(settings: SettingsWrapper) -> None:
+def no_cache(settings: Settings) -> None:
     """What production settings give without REDIS_CACHE_URL."""
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
 

@@ -7,9 +7,9 @@ import pytest
 from pystack_django import config
 from pystack_django.config import ConfigError, database_from_url, release_from_path
 
-from .conftest import run_manage, run_python
+from .conftest import DATABASE_URL, PYPY, run_manage, run_python
 
-PROD_ENV = {"SECRET_KEY": "s3cret", "DATABASE_URL": "postgresql+psycopg2://app:pw@db1:6432/app"}
+PROD_ENV = {"SECRET_KEY": "s3cret", "DATABASE_URL": DATABASE_URL}
 
 
 def test_refuses_to_start_without_secret_key() -> None:
@@ -60,9 +60,11 @@ def test_redis_urls_select_redis_cache_and_sessions() -> None:
     ]
 
 
-def test_psycopg2_url() -> None:
-    database, driver = database_from_url("postgresql+psycopg2://app:p%40ss%2Fw@db1:6432/app")
-    assert driver == "psycopg2"
+def test_psycopg_url_binds_on_the_server() -> None:
+    database, driver = database_from_url(
+        "postgresql+psycopg://app:p%40ss%2Fw@db1:6432/app", implementation="CPython"
+    )
+    assert driver == "psycopg"
     assert database == {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "app",
@@ -70,30 +72,76 @@ def test_psycopg2_url() -> None:
         "PASSWORD": "p@ss/w",
         "HOST": "db1",
         "PORT": "6432",
-        "OPTIONS": {"connect_timeout": 2},
+        # Server-side binding, or psycopg 3 never prepares (Django's default binds on the client).
+        "OPTIONS": {"connect_timeout": 2, "server_side_binding": True, "prepare_threshold": 5},
         "CONN_MAX_AGE": 0,
         "DISABLE_SERVER_SIDE_CURSORS": True,
     }
+    database = database_from_url(
+        "postgresql+psycopg://app@db1/app", implementation="CPython", prepare_threshold=None
+    )[0]
+    options = database["OPTIONS"]
+    assert options == {"connect_timeout": 2, "server_side_binding": True, "prepare_threshold": None}
+
+
+@pytest.mark.parametrize(
+    ("url", "implementation", "driver"),
+    [
+        ("postgresql://app@db1/app", "CPython", "psycopg"),
+        ("postgres://app@db1/app", "CPython", "psycopg"),
+        # The form earlier deploys wrote: Django loads psycopg 3 whenever it imports.
+        ("postgresql+psycopg2://app@db1/app", "CPython", "psycopg"),
+        ("postgresql://app@db1/app", "PyPy", "psycopg2cffi"),
+        ("postgresql+psycopg2://app@db1/app", "PyPy", "psycopg2cffi"),
+        ("postgresql+psycopg2cffi://app@db1/app", "PyPy", "psycopg2cffi"),
+    ],
+)
+def test_postgresql_urls_get_the_locks_driver(url: str, implementation: str, driver: str) -> None:
+    database, seen = database_from_url(url, implementation=implementation)
+    assert seen == driver
+    assert ("server_side_binding" in database["OPTIONS"]) == (driver == "psycopg")
 
 
 def test_other_urls() -> None:
-    database, driver = database_from_url("postgresql+psycopg2cffi://app:pw@10.0.0.5:6432/app?sslmode=require")
+    database, driver = database_from_url(
+        "postgresql+psycopg2cffi://app:pw@10.0.0.5:6432/app?sslmode=require", implementation="PyPy"
+    )
     assert driver == "psycopg2cffi"
     assert database["OPTIONS"] == {"connect_timeout": 2, "sslmode": "require"}
     assert database_from_url("postgresql://app@db1/app")[0]["PORT"] == ""
-    assert database_from_url("postgres://app@db1/app")[1] == "psycopg2"
     assert database_from_url("sqlite://")[0] == {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
     assert database_from_url("sqlite:///app.db")[0]["NAME"] == "app.db"
     assert database_from_url("sqlite:////srv/app.db")[0]["NAME"] == "/srv/app.db"
+
+
+def test_psycopg_is_refused_on_pypy() -> None:
+    with pytest.raises(ConfigError, match="use postgresql\\+psycopg2cffi:// on PyPy"):
+        database_from_url("postgresql+psycopg://app@db1/app", implementation="PyPy")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 5), ("0", 0), ("20", 20), ("off", None), ("NONE", None)])
+def test_prepare_threshold(raw: str, expected: int | None) -> None:
+    assert config.prepare_threshold({"DB_PREPARE_THRESHOLD": raw}) == expected
+
+
+@pytest.mark.skipif(PYPY, reason="psycopg 3 is not in PyPy's lock")
+def test_settings_prepare_on_the_server() -> None:
+    result = run_python(
+        {**PROD_ENV, "DB_PREPARE_THRESHOLD": "0"},
+        "from django.conf import settings as s; o = s.DATABASES['default']['OPTIONS'];"
+        "print(s.DATABASE_DRIVER, o['server_side_binding'], o['prepare_threshold'])",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["psycopg", "True", "0"]
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
         ("mysql://app@db1/app", "must be a postgresql:// or sqlite:// URL"),
-        ("postgresql+asyncpg://app@db1/app", "driver must be psycopg2 or psycopg2cffi"),
-        ("postgresql+psycopg2://app@db1:6432/", "names no database"),
-        ("postgresql+psycopg2://app@db1:port/app", "invalid port"),
+        ("postgresql+asyncpg://app@db1/app", "driver must be one of psycopg, psycopg2, psycopg2cffi"),
+        ("postgresql://app@db1:6432/", "names no database"),
+        ("postgresql://app@db1:port/app", "invalid port"),
     ],
 )
 def test_bad_database_urls(url: str, message: str) -> None:

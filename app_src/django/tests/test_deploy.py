@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import run_manage
+from .conftest import DATABASE_URL, run_manage
 
 # What the deploy renders into app.env (with a TLS-terminating balancer in front).
 PRODUCTION_ENV = {
     "SECRET_KEY": "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz",
-    "DATABASE_URL": "postgresql+psycopg2://app:pw@db1:6432/app",
+    "DATABASE_URL": DATABASE_URL,
     "REDIS_CACHE_URL": "redis://app:pw@cache1:6379/0",
     "REDIS_SESSION_URL": "redis://app:pw@cache1:6380/0",
     "ALLOWED_HOSTS": "www.example.net,10.0.0.11,127.0.0.1,localhost",

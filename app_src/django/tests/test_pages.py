@@ -3,7 +3,11 @@ from __future__ import annotations
 import fakeredis
 import pytest
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+
+try:  # pytest-django's name for it since 4.12 (Python 3.10 and up get that)
+    from pytest_django.fixtures import Settings
+except ImportError:  # pytest-django 4.11, the last for Python 3.9
+    from pytest_django.fixtures import SettingsWrapper as Settings
 
 from pystack_django import page
 from pystack_django.page import compute_rows
@@ -94,7 +98,7 @@ def test_server_timing_header(client: Client) -> None:
 
 
 @pytest.fixture
-def redis_sessions(settings: SettingsWrapper) -> fakeredis.FakeRedis:
+def redis_sessions(settings: Settings) -> fakeredis.FakeRedis:
     server = fakeredis.FakeServer()
     settings.CACHES = {
         **settings.CACHES,
@@ -121,7 +125,7 @@ def test_session_in_redis(client: Client, redis_sessions: fakeredis.FakeRedis) -
     assert client.get("/runtime").status_code == 200
 
 
-def test_session_redis_down_degrades(client: Client, settings: SettingsWrapper) -> None:
+def test_session_redis_down_degrades(client: Client, settings: Settings) -> None:
     settings.CACHES = {
         **settings.CACHES,
         "sessions": {

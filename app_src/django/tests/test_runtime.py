@@ -3,9 +3,14 @@ from __future__ import annotations
 import os
 import platform
 
+import django
 import pytest
 from django.test import Client
-from pytest_django.fixtures import SettingsWrapper
+
+try:  # pytest-django's name for it since 4.12 (Python 3.10 and up get that)
+    from pytest_django.fixtures import Settings
+except ImportError:  # pytest-django 4.11, the last for Python 3.9
+    from pytest_django.fixtures import SettingsWrapper as Settings
 
 from pystack_django import runtime
 from pystack_django.runtime import detect_interpreter, detect_server
@@ -17,6 +22,8 @@ KEYS = {
     "jit",
     "server",
     "framework",
+    "framework_version",
+    "db_driver",
     "pid",
     "release",
     "configured_interpreter",
@@ -29,6 +36,8 @@ def test_runtime_contract(client: Client) -> None:
     data = response.json()
     assert set(data) == KEYS
     assert data["framework"] == "django"
+    assert data["framework_version"] == django.get_version()
+    assert data["db_driver"] == "sqlite3"  # tests/settings.py; psycopg or psycopg2cffi when deployed
     assert data["pid"] == os.getpid()
     assert data["python_version"] == platform.python_version()
     assert data["interpreter"] in ("cpython", "pyston", "pypy")
@@ -36,7 +45,7 @@ def test_runtime_contract(client: Client) -> None:
     assert data["server"] == "unknown"  # the test client is neither gunicorn nor uWSGI
 
 
-def test_runtime_reports_configuration(client: Client, settings: SettingsWrapper) -> None:
+def test_runtime_reports_configuration(client: Client, settings: Settings) -> None:
     settings.APP_SERVER = "gunicorn"
     settings.APP_INTERPRETER = "pyston"
     settings.APP_RELEASE = "20240101-abc"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +30,8 @@ class Settings:
     app_release: str = ""
     db_pool_size: int = 5
     db_max_overflow: int = 10
+    # psycopg 3: executions of a query before it is prepared on the server (None: never).
+    db_prepare_threshold: int | None = 5
     # Celery: "" when neither CELERY_* nor REDIS_SESSION_URL is set (then /api/tasks answers 503).
     celery_broker_url: str = ""
     celery_result_backend: str = ""
@@ -65,6 +69,53 @@ def redis_url_with_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
+# The PostgreSQL driver each interpreter's lock installs (requirements-cpython.txt, -pypy.txt).
+LOCK_DRIVERS = {"CPython": "psycopg", "PyPy": "psycopg2cffi"}
+POSTGRESQL_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")
+# psycopg 3 prepares a query on the server after this many executions (psycopg's default).
+DEFAULT_PREPARE_THRESHOLD = 5
+PREPARE_THRESHOLD_OFF = ("off", "none")
+
+
+def database_url_with_driver(url: str, implementation: str | None = None) -> str:
+    """`url` with the PostgreSQL driver this interpreter has, for SQLAlchemy.
+
+    postgresql+psycopg:// (CPython, Pyston) and postgresql+psycopg2cffi:// (PyPy) are kept
+    (psycopg is refused on PyPy: its lock does not install it).
+    postgresql:// and postgres:// name no driver, and SQLAlchemy would pick psycopg2, which no
+    lock installs: they get the lock's driver (psycopg on CPython, psycopg2cffi on PyPy). So
+    does postgresql+psycopg2://, the form earlier deploys wrote, unless psycopg2 is importable.
+    Other URLs (sqlite://) are returned unchanged.
+    """
+    scheme, sep, rest = url.partition("://")
+    backend, _, driver = scheme.partition("+")
+    if not sep or backend not in ("postgresql", "postgres"):
+        return url
+    if driver and driver not in POSTGRESQL_DRIVERS:
+        raise ConfigError(
+            f"DATABASE_URL driver must be one of {', '.join(POSTGRESQL_DRIVERS)} "
+            f"(postgresql+psycopg://), got {driver!r}"
+        )
+    lock_driver = LOCK_DRIVERS.get(implementation or platform.python_implementation(), "psycopg")
+    if driver == "psycopg" and lock_driver == "psycopg2cffi":
+        raise ConfigError(
+            "DATABASE_URL asks for psycopg (3), which PyPy's lock does not install (a PyPy ctypes bug): "
+            "use postgresql+psycopg2cffi:// on PyPy"
+        )
+    if not driver or (driver == "psycopg2" and find_spec("psycopg2") is None):
+        driver = lock_driver
+    return f"postgresql+{driver}://{rest}"
+
+
+def prepare_threshold(raw: Any) -> int | None:
+    """DB_PREPARE_THRESHOLD: an integer >= 0 (psycopg's prepare_threshold), or off / none."""
+    if not str(raw if raw is not None else "").strip():
+        return DEFAULT_PREPARE_THRESHOLD
+    if str(raw).strip().lower() in PREPARE_THRESHOLD_OFF:
+        return None
+    return _int("DB_PREPARE_THRESHOLD", raw, 0)
+
+
 def _int(name: str, raw: Any, minimum: int) -> int:
     try:
         value = int(raw)
@@ -99,6 +150,7 @@ def load_settings(
         "APP_RELEASE": env.get("APP_RELEASE", ""),
         "DB_POOL_SIZE": env.get("DB_POOL_SIZE", "5"),
         "DB_MAX_OVERFLOW": env.get("DB_MAX_OVERFLOW", "10"),
+        "DB_PREPARE_THRESHOLD": env.get("DB_PREPARE_THRESHOLD", ""),
         "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL", ""),
         "CELERY_RESULT_BACKEND": env.get("CELERY_RESULT_BACKEND", ""),
         "TESTING": False,
@@ -125,9 +177,10 @@ def load_settings(
         if not testing:
             raise ConfigError(
                 "DATABASE_URL is not set: refusing to start. Example: "
-                "postgresql+psycopg2://app:PASSWORD@db1:6432/app (pgbouncer port)."
+                "postgresql+psycopg://app:PASSWORD@db1:6432/app (pgbouncer port)."
             )
         database_url = "sqlite://"
+    database_url = database_url_with_driver(database_url)
     app_server = str(values["APP_SERVER"] or "").strip().lower()
     if app_server and app_server not in SERVERS:
         raise ConfigError(f"APP_SERVER must be one of {', '.join(SERVERS)} (or unset), got {app_server!r}")
@@ -154,6 +207,7 @@ def load_settings(
         app_release=str(values["APP_RELEASE"] or "") or release_from_path(),
         db_pool_size=_int("DB_POOL_SIZE", values["DB_POOL_SIZE"], 1),
         db_max_overflow=_int("DB_MAX_OVERFLOW", values["DB_MAX_OVERFLOW"], 0),
+        db_prepare_threshold=prepare_threshold(values["DB_PREPARE_THRESHOLD"]),
         celery_broker_url=celery_broker_url,
         celery_result_backend=celery_result_backend,
         testing=testing,

@@ -1,9 +1,12 @@
 """Engine and schema, set up for PostgreSQL behind pgbouncer in transaction pooling mode.
 
 Transaction mode hands each transaction to whichever server connection is free, so nothing
-may outlive a transaction on the server side:
-- no server-side prepared statements: psycopg2 / psycopg2cffi never create them; psycopg 3
-  would after 5 executions, so its prepare_threshold is set to None;
+may outlive a transaction on the server side, except protocol-level prepared statements, which
+pgbouncer >= 1.21 with max_prepared_statements > 0 keeps track of and re-prepares on whichever
+server connection runs them:
+- psycopg 3 (CPython, Pyston) prepares a query on the server after prepare_threshold executions
+  (DB_PREPARE_THRESHOLD, default 5, as psycopg's; "off" for a pgbouncer without
+  max_prepared_statements). psycopg2cffi (PyPy) never prepares;
 - no server-side (named) cursors: results are fetched whole (stream_results is never used);
 - no session state (SET, advisory session locks, temp tables): only transaction-scoped
   forms such as pg_advisory_xact_lock.
@@ -34,7 +37,7 @@ def make_engine(settings: Settings) -> Engine:
     if url.get_backend_name() == "postgresql":
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
         if url.get_driver_name() == "psycopg":
-            connect_args["prepare_threshold"] = None
+            connect_args["prepare_threshold"] = settings.db_prepare_threshold
         options.update(
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,

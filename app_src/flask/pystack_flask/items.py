@@ -98,7 +98,7 @@ def _ids_by_name(session: Session, model: type[Category] | type[Tag], names: Ite
     wanted = sorted(set(names))
     if not wanted:
         return {}
-    return dict(session.execute(select(model.name, model.id).where(model.name.in_(wanted))).tuples().all())
+    return dict(session.execute(select(model.name, model.id).where(model.name.in_(wanted))).all())
 
 
 def bulk_insert_items(session: Session, rows: Sequence[dict[str, Any]]) -> int:

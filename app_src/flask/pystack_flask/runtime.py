@@ -7,6 +7,7 @@ import platform
 import socket
 import sys
 from collections.abc import Mapping
+from importlib.metadata import version
 from typing import Any
 
 # pyston-lite's enable() makes True immortal by giving it a refcount near 2**48; importing the
@@ -63,7 +64,9 @@ def interpreter_and_jit() -> tuple[str, bool]:
     return interpreter, pyston or (interpreter == "pypy" and pypy_jit_built())
 
 
-def runtime_info(configured_server: str, configured_interpreter: str, release: str) -> dict[str, Any]:
+def runtime_info(
+    configured_server: str, configured_interpreter: str, release: str, db_driver: str
+) -> dict[str, Any]:
     interpreter, jit = interpreter_and_jit()
     return {
         "host": socket.gethostname(),
@@ -72,6 +75,9 @@ def runtime_info(configured_server: str, configured_interpreter: str, release: s
         "jit": jit,
         "server": detect_server(configured_server, sys.modules),
         "framework": "flask",
+        "framework_version": version("flask"),
+        # The PostgreSQL driver in use: psycopg (3) on CPython and Pyston, psycopg2cffi on PyPy.
+        "db_driver": db_driver,
         "pid": os.getpid(),
         "release": release,
         "configured_interpreter": configured_interpreter,

@@ -70,8 +70,10 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/runtime")
 def runtime() -> ResponseReturnValue:
-    settings = state().settings
-    return jsonify(runtime_info(settings.app_server, settings.app_interpreter, settings.app_release))
+    app_state = state()
+    settings = app_state.settings
+    driver = app_state.engine.url.get_driver_name()
+    return jsonify(runtime_info(settings.app_server, settings.app_interpreter, settings.app_release, driver))
 
 
 @bp.get("/healthz")

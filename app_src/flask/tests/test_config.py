@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import pytest
 
-from pystack_flask import ConfigError, create_app
-from pystack_flask.config import load_settings, release_from_path
+from pystack_flask import ConfigError, create_app, db
+from pystack_flask.config import LOCK_DRIVERS, database_url_with_driver, load_settings, release_from_path
 
-PROD_ENV = {"SECRET_KEY": "s3cret", "DATABASE_URL": "postgresql+psycopg2://app:pw@db1:6432/app"}
+# The URL the deploy renders on this interpreter: psycopg (3) on CPython, psycopg2cffi on PyPy.
+DRIVER = LOCK_DRIVERS[platform.python_implementation()]
+PROD_ENV = {"SECRET_KEY": "s3cret", "DATABASE_URL": f"postgresql+{DRIVER}://app:pw@db1:6432/app"}
 
 
 def test_refuses_to_start_without_secret_key() -> None:
@@ -69,3 +72,82 @@ def test_release_is_named_after_the_release_directory(tmp_path: Path) -> None:
     package.mkdir(parents=True)
     assert release_from_path(package) == "abc123-cpython-0f0f"
     assert release_from_path(tmp_path / "src" / "pystack_flask") == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "implementation", "expected"),
+    [
+        (
+            "postgresql+psycopg://app:p%40ss@db1:6432/app",
+            "CPython",
+            "postgresql+psycopg://app:p%40ss@db1:6432/app",
+        ),
+        ("postgresql://app:pw@db1:6432/app", "CPython", "postgresql+psycopg://app:pw@db1:6432/app"),
+        ("postgres://app:pw@db1:6432/app", "CPython", "postgresql+psycopg://app:pw@db1:6432/app"),
+        # The form earlier deploys wrote: psycopg2 is in no lock any more.
+        ("postgresql+psycopg2://app:pw@db1:6432/app", "CPython", "postgresql+psycopg://app:pw@db1:6432/app"),
+        (
+            "postgresql://app:pw@db1:6432/app?sslmode=require",
+            "PyPy",
+            "postgresql+psycopg2cffi://app:pw@db1:6432/app?sslmode=require",
+        ),
+        (
+            "postgresql+psycopg2://app:pw@db1:6432/app",
+            "PyPy",
+            "postgresql+psycopg2cffi://app:pw@db1:6432/app",
+        ),
+        (
+            "postgresql+psycopg2cffi://app:pw@db1:6432/app",
+            "PyPy",
+            "postgresql+psycopg2cffi://app:pw@db1:6432/app",
+        ),
+        ("sqlite:////tmp/app.db", "CPython", "sqlite:////tmp/app.db"),
+    ],
+)
+def test_database_url_gets_the_locks_driver(url: str, implementation: str, expected: str) -> None:
+    assert database_url_with_driver(url, implementation) == expected
+
+
+def test_psycopg_is_refused_on_pypy() -> None:
+    with pytest.raises(ConfigError, match="use postgresql\\+psycopg2cffi:// on PyPy"):
+        database_url_with_driver("postgresql+psycopg://app:pw@db1:6432/app", "PyPy")
+
+
+def test_database_url_rejects_unknown_driver() -> None:
+    with pytest.raises(ConfigError, match="driver must be one of psycopg, psycopg2, psycopg2cffi"):
+        load_settings({**PROD_ENV, "DATABASE_URL": "postgresql+asyncpg://app:pw@db1:6432/app"})
+
+
+def test_settings_carry_this_interpreters_driver() -> None:
+    settings = load_settings({**PROD_ENV, "DATABASE_URL": "postgresql://app:pw@db1:6432/app"})
+    assert settings.database_url == f"postgresql+{DRIVER}://app:pw@db1:6432/app"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", 5), ("0", 0), ("12", 12), ("off", None), ("None", None)])
+def test_prepare_threshold(raw: str, expected: int | None) -> None:
+    assert load_settings({**PROD_ENV, "DB_PREPARE_THRESHOLD": raw}).db_prepare_threshold == expected
+    assert load_settings(PROD_ENV, {"DB_PREPARE_THRESHOLD": raw}).db_prepare_threshold == expected
+
+
+def test_prepare_threshold_rejects_bad_values() -> None:
+    with pytest.raises(ConfigError, match="DB_PREPARE_THRESHOLD must be >= 0"):
+        load_settings({**PROD_ENV, "DB_PREPARE_THRESHOLD": "-1"})
+
+
+@pytest.mark.skipif(DRIVER != "psycopg", reason="psycopg 3 is not in PyPy's lock")
+@pytest.mark.parametrize(("raw", "expected"), [("", 5), ("off", None)])
+def test_psycopg_engine_prepares_after_the_threshold(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: int | None
+) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_create_engine(url: object, connect_args: dict[str, object], **options: object) -> None:
+        seen.update(url=str(url), connect_args=connect_args)
+
+    monkeypatch.setattr(db, "create_engine", fake_create_engine)
+    db.make_engine(load_settings({**PROD_ENV, "DB_PREPARE_THRESHOLD": raw}))
+    assert seen["url"].startswith("postgresql+psycopg://")  # type: ignore[attr-defined]
+    assert seen["connect_args"] == {
+        "connect_timeout": db.CONNECT_TIMEOUT_SECONDS,
+        "prepare_threshold": expected,
+    }

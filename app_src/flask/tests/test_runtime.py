@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import platform
+from importlib.metadata import version
 
 import pytest
 from flask.testing import FlaskClient
@@ -18,6 +19,8 @@ KEYS = {
     "jit",
     "server",
     "framework",
+    "framework_version",
+    "db_driver",
     "pid",
     "release",
     "configured_interpreter",
@@ -30,6 +33,8 @@ def test_runtime_contract(client: FlaskClient) -> None:
     data = response.get_json()
     assert set(data) == KEYS
     assert data["framework"] == "flask"
+    assert data["framework_version"] == version("flask")
+    assert data["db_driver"] == "pysqlite"  # the tests' SQLite; psycopg or psycopg2cffi when deployed
     assert data["pid"] == os.getpid()
     assert data["python_version"] == platform.python_version()
     assert data["interpreter"] in ("cpython", "pyston", "pypy")
