@@ -22,6 +22,8 @@ CONNECT_TIMEOUT_SECONDS = 2
 POSTGRESQL_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")
 # The PostgreSQL driver each interpreter's lock installs (requirements-cpython.txt, -pypy.txt).
 LOCK_DRIVERS = {"CPython": "psycopg", "PyPy": "psycopg2cffi"}
+# How long a worker keeps its connection to pgbouncer (Django's CONN_MAX_AGE).
+CONN_MAX_AGE_SECONDS = 300
 # psycopg 3 prepares a query on the server after this many executions (psycopg's default).
 DEFAULT_PREPARE_THRESHOLD = 5
 PREPARE_THRESHOLD_OFF = ("off", "none")
@@ -168,9 +170,12 @@ def database_from_url(
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
         "OPTIONS": options,
-        # pgbouncer in transaction mode (see README): no connection outlives the request, and
-        # no named (server-side) cursor, which would have to survive across transactions.
-        "CONN_MAX_AGE": 0,
+        # pgbouncer in transaction mode (see README): a worker keeps its client connection to
+        # pgbouncer (no SCRAM handshake per request, and psycopg's prepared statements stay
+        # known to it), checked before reuse; pgbouncer hands out a server connection per
+        # transaction. No named (server-side) cursor, which would have to outlive a transaction.
+        "CONN_MAX_AGE": CONN_MAX_AGE_SECONDS,
+        "CONN_HEALTH_CHECKS": True,
         "DISABLE_SERVER_SIDE_CURSORS": True,
     }
     return database, driver

@@ -74,7 +74,8 @@ def test_psycopg_url_binds_on_the_server() -> None:
         "PORT": "6432",
         # Server-side binding, or psycopg 3 never prepares (Django's default binds on the client).
         "OPTIONS": {"connect_timeout": 2, "server_side_binding": True, "prepare_threshold": 5},
-        "CONN_MAX_AGE": 0,
+        "CONN_MAX_AGE": 300,
+        "CONN_HEALTH_CHECKS": True,
         "DISABLE_SERVER_SIDE_CURSORS": True,
     }
     database = database_from_url(

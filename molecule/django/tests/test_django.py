@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from stackhelpers import http as get
+from stackhelpers import pgbouncer_stats
 
 BASE = "http://127.0.0.1:8000"
 DJANGO_HOSTS = ("pystack-django-cpython", "pystack-django-pyston")
@@ -27,6 +28,31 @@ def test_runtime_is_django_on_the_configured_interpreter(app_host):
     seen = json.loads(body)
     assert (seen["framework"], seen["interpreter"], seen["server"]) == ("django", want, "gunicorn")
     assert seen["jit"] is (want == "pyston")
+    assert seen["db_driver"] == "psycopg"
+    # Django 5.2 LTS wherever Python allows; CPython 3.9 (the pyston canary) only
+    # gets 4.2, past its end of life (the deploy warns).
+    python = tuple(
+        int(part)
+        for part in app_host.check_output("python3 -c 'import platform; print(platform.python_version())'").split(".")[
+            :2
+        ]
+    )
+    assert seen["framework_version"].startswith("5.2." if python >= (3, 10) else "4.2."), (python, seen)
+
+
+def test_queries_are_prepared_once_and_reused_through_pgbouncer(app_host):
+    # Each worker keeps its connection to pgbouncer (CONN_MAX_AGE), psycopg 3
+    # prepares a query after 5 executions on it, and pgbouncer 1.24 keeps the
+    # statement across transactions: executions show as binds.
+    db = app_host.get_host("ansible://pystack-django-db1", ansible_inventory=app_host.backend.ansible_inventory)
+    before = pgbouncer_stats(db)
+    for i in range(60):
+        item = {"name": f"djprep-{uuid.uuid4().hex[:8]}-{i}", "category": "prepared", "tags": ["p"]}
+        status, _, body = get(app_host, BASE + "/api/items", "POST", {"items": [item]})
+        assert status == 201, body
+    after = pgbouncer_stats(db)
+    assert after["total_bind_count"] - before["total_bind_count"] >= 10, (before, after)
+    assert after["total_client_parse_count"] > before["total_client_parse_count"], (before, after)
 
 
 def test_healthz_sees_postgresql_and_redis(app_host):

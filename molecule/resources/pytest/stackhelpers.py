@@ -47,6 +47,22 @@ def run_playbook(playbook: str | Path, extra_vars: dict | None = None, *args: st
     return PlaybookRun(proc.returncode, ANSI.sub("", proc.stdout + proc.stderr))
 
 
+def pgbouncer_stats(db_host, database: str = "app") -> dict[str, int]:
+    """pgbouncer's SHOW STATS counters for one database, read on the db host's admin console."""
+    out = db_host.run(
+        "runuser -u postgres -- psql -X -w -A -F '|' -P footer=off -h /var/run/postgresql -p 6432 "
+        "-d pgbouncer -c 'SHOW STATS'"
+    )
+    assert out.rc == 0, out.stderr
+    header, *rows = out.stdout.strip().splitlines()
+    names = header.split("|")
+    for row in rows:
+        values = dict(zip(names, row.split("|"), strict=True))
+        if values.get("database") == database:
+            return {k: int(v) for k, v in values.items() if v.isdigit()}
+    raise AssertionError(f"no pgbouncer stats for database {database}: {out.stdout}")
+
+
 def converge_playbook() -> Path:
     """The scenario's own converge playbook."""
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
