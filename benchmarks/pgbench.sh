@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # pgbench -S (read-only) against PostgreSQL directly and through pgbouncer, at
-# several client counts and with a reconnect per transaction (-C), run inside
-# the db host's container over loopback. Prints TPS and the pooler/direct
-# ratio per row; it asserts nothing.
+# several client counts, with the simple query protocol and with prepared
+# statements (-M prepared: protocol-level, which pgbouncer 1.21+ keeps across
+# transactions when max_prepared_statements > 0), and with a reconnect per
+# transaction (-C), run inside the db host's container over loopback. Prints
+# TPS and the pooler/direct ratio per row; it asserts nothing.
 #
 #   benchmarks/pgbench.sh [container] (default pystack-lab-db1)
 #   DURATION=10 SCALE=5 CLIENTS="8 64 256" DATABASE=app benchmarks/pgbench.sh pystack-data-db1
@@ -66,16 +68,20 @@ pool_size=$(docker exec "$CONTAINER" runuser -u postgres -- psql -X -At -F '|' -
   -p "$POOLER_PORT" -d pgbouncer -c 'SHOW CONFIG' | awk -F'|' '$1 == "default_pool_size" {print $2}')
 echo "max_connections $max_connections, pgbouncer default_pool_size ${pool_size:-?}"
 
-# tps of one run, or "refused" when the server turns clients away.
+# tps of one run; "refused" when the server turns clients away, "failed" when
+# the run fails otherwise (e.g. -M prepared through a pgbouncer that does not
+# keep prepared statements: "prepared statement ... does not exist").
 tps() {
   local port=$1 clients=$2
   shift 2
   local out
-  if out=$(as_bench pgbench -S -n -T "$DURATION" -c "$clients" -j "$THREADS" "$@" \
+  if out=$(as_bench pgbench -n -T "$DURATION" -c "$clients" -j "$THREADS" "$@" \
       -h 127.0.0.1 -p "$port" -U "$ROLE" "$DATABASE" 2>&1) && grep -q '^tps = ' <<<"$out"; then
     grep -m1 '^tps = ' <<<"$out" | awk '{printf "%.0f", $3}'
-  else
+  elif grep -q 'too many clients\|remaining connection slots' <<<"$out"; then
     echo refused
+  else
+    echo failed
   fi
 }
 
@@ -87,18 +93,25 @@ ratio() {
   fi
 }
 
-printf '\n%-8s %-12s %12s %12s %14s\n' clients mode direct_tps pooled_tps pooled/direct
+prepared=$(docker exec "$CONTAINER" runuser -u postgres -- psql -X -At -F '|' -h /var/run/postgresql \
+  -p "$POOLER_PORT" -d pgbouncer -c 'SHOW CONFIG' | awk -F'|' '$1 == "max_prepared_statements" {print $2}')
+echo "pgbouncer max_prepared_statements ${prepared:-(not supported)}"
+
+printf '\n%-8s %-16s %12s %12s %14s\n' clients mode direct_tps pooled_tps pooled/direct
+# row CLIENTS PGBENCH-OPTIONS...: one direct and one pooled run.
 row() {
-  local clients=$1 mode=$2
-  shift 2
+  local clients=$1
+  shift
   local direct pooled
   direct=$(tps "$DIRECT_PORT" "$clients" "$@")
   pooled=$(tps "$POOLER_PORT" "$clients" "$@")
   drain
-  printf '%-8s %-12s %12s %12s %14s\n' "$clients" "$mode" "$direct" "$pooled" "$(ratio "$direct" "$pooled")"
+  printf '%-8s %-16s %12s %12s %14s\n' "$clients" "$*" "$direct" "$pooled" "$(ratio "$direct" "$pooled")"
 }
 for clients in $CLIENTS; do
-  row "$clients" "-S"
+  row "$clients" -S
+  row "$clients" -S -M prepared
 done
-row "$RECONNECT_CLIENTS" "-S -C" -C
-echo "(refused: more clients than PostgreSQL's max_connections allows; the pooler queues them)"
+row "$RECONNECT_CLIENTS" -S -C
+echo "(refused: more clients than PostgreSQL's max_connections allows; the pooler queues them."
+echo " failed: the run broke off, e.g. -M prepared through a pgbouncer that keeps no prepared statements)"

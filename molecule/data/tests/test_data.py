@@ -66,8 +66,27 @@ def pgbouncer_config(host) -> dict[str, str]:
     return {row.split("|")[0]: row.split("|")[1] for row in out.stdout.splitlines()}
 
 
+# PostgreSQL and pgbouncer from the distribution: major version per release,
+# and whether pgbouncer keeps prepared statements across transactions (1.21+).
+DISTRO_POSTGRESQL = {"bookworm": 15, "trixie": 17}
+
+
+def pg_major(host) -> int:
+    return int(superuser_sql(host, "SHOW server_version_num")) // 10000
+
+
+def pgbouncer_version(host) -> tuple[int, ...]:
+    out = host.run("pgbouncer --version")
+    assert out.rc == 0, out.stderr
+    found = re.search(r"PgBouncer (\d+)\.(\d+)", out.stdout)
+    assert found, out.stdout
+    return tuple(int(part) for part in found.groups())
+
+
 def test_services_run(host):
-    assert host.service("postgresql@15-main").is_running
+    major = pg_major(host)
+    assert major == DISTRO_POSTGRESQL.get(host.system_info.codename, major)
+    assert host.service(f"postgresql@{major}-main").is_running
     assert host.service("pgbouncer").is_running
     assert host.service("pgbouncer").is_enabled
 
@@ -97,7 +116,9 @@ def test_host_outside_the_client_groups_is_refused(host, outsider, app_password)
     assert "no pg_hba.conf entry" in direct.stderr
     pooled = psql(outsider, "SELECT 1", port=6432, password=app_password)
     assert pooled.rc != 0
-    assert "login rejected" in pooled.stderr
+    # pgbouncer's hba has no line for it: "login rejected" before 1.24, then
+    # "no authentication method is found".
+    assert "login rejected" in pooled.stderr or "no authentication method is found" in pooled.stderr
 
 
 def test_superuser_is_not_reachable_over_the_network(host, client):
@@ -130,6 +151,10 @@ def test_pgbouncer_runs_the_configuration_asked_for(host):
     assert int(config["max_client_conn"]) >= 1000
     ini = host.file("/etc/pgbouncer/pgbouncer.ini")
     assert (ini.user, ini.group, ini.mode) == ("postgres", "postgres", 0o640)
+    if pgbouncer_version(host) >= (1, 21):
+        assert config["max_prepared_statements"] == "200"
+    else:
+        assert "max_prepared_statements" not in ini.content_string
     assert host.file("/etc/pgbouncer/userlist.txt").mode == 0o640
 
 
@@ -140,8 +165,138 @@ def test_pg_stat_statements_and_slow_queries(host, client, app_password):
     assert out.rc == 0, out.stderr
     calls = superuser_sql(host, "SELECT sum(calls) FROM pg_stat_statements WHERE query LIKE '%slow_probe%'")
     assert int(calls or 0) >= 1
-    log = host.file("/var/log/postgresql/postgresql-15-main.log").content_string
+    log = host.file(f"/var/log/postgresql/postgresql-{pg_major(host)}-main.log").content_string
     assert re.search(r"duration: \d+\.\d+ ms\s+statement: SELECT pg_sleep\(0\.3\) AS slow_probe", log)
+
+
+def test_memory_is_sized_from_the_override(host):
+    # The scenario sets postgresql_memory_mb: 1024, as the lab does.
+    conf = host.file(f"/etc/postgresql/{pg_major(host)}/main/conf.d/60-pystack.conf").content_string
+    assert "Memory sized for 1024 MB (from postgresql_memory_mb)" in conf
+    assert superuser_sql(host, "SHOW shared_buffers") == "256MB"
+    assert superuser_sql(host, "SHOW effective_cache_size") == "768MB"
+
+
+def test_memory_is_sized_from_the_service_cgroup_limit(host):
+    """Without the override the role takes the tightest cgroup limit over the
+    service, not the machine's RAM that the container sees (a dry run)."""
+    unit = f"postgresql@{pg_major(host)}-main.service"
+    limit = host.run(f"systemctl set-property --runtime {unit} MemoryMax=768M MemoryLimit=768M")
+    assert limit.rc == 0, limit.stderr
+    try:
+        run = run_playbook(
+            converge_playbook(), {"postgresql_memory_mb": ""}, "--check", "--diff", "--tags", "postgresql"
+        )
+    finally:
+        host.run(f"systemctl set-property --runtime {unit} MemoryMax=infinity MemoryLimit=infinity")
+        host.run(f"systemctl revert {unit}")
+    assert run.rc == 0, run.output
+    sized = r"^\+# Memory sized for 768 MB \(from /sys/fs/cgroup/\S+/memory\.(max|limit_in_bytes)\)"
+    assert re.search(sized, run.output, re.MULTILINE), run.output
+    assert "+shared_buffers = '192MB'" in run.output
+    assert superuser_sql(host, "SHOW shared_buffers") == "256MB", "a dry run changed the server"
+
+
+PREPARED = r"""
+import json, sys, threading
+import psycopg
+from psycopg import pq
+
+host, password, clients, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+results, errors, lock = {}, [], threading.Lock()
+together = threading.Barrier(clients)
+
+# The client's prepared statement, as a function of the key. Even clients let
+# psycopg prepare it (named _pg3_0 in every client, as apps do): a statement
+# served to the wrong client would show. Odd clients prepare one with a name
+# of their own through libpq: one missing on the server connection of a later
+# transaction would show.
+def prepared(conn, n):
+    query = f"SELECT id, label, {n} AS client, pg_backend_pid() FROM prepared_probe WHERE id = %s"
+    if n % 2 == 0:
+        return lambda key: conn.execute(query, (key,), prepare=True).fetchone()
+    name = f"client_{n}".encode()
+    with conn.transaction():
+        res = conn.pgconn.prepare(name, query.replace("%s", "$1").encode())
+    if res.status != pq.ExecStatus.COMMAND_OK:
+        raise RuntimeError(res.error_message.decode().strip())
+
+    def run(key):
+        res = conn.pgconn.exec_prepared(name, [str(key).encode()])
+        if res.status != pq.ExecStatus.TUPLES_OK:
+            raise RuntimeError(res.error_message.decode().strip())
+        row = [res.get_value(0, col).decode() for col in range(4)]
+        return int(row[0]), row[1], int(row[2]), int(row[3])
+    return run
+
+def client(n):
+    try:
+        # Its own connection through pgbouncer; every statement its own transaction.
+        conn = psycopg.connect(host=host, port=6432, dbname="app_small_pool", user="app",
+                               password=password, connect_timeout=30, autocommit=True)
+    except Exception:
+        together.abort()
+        raise
+    try:
+        with conn:
+            execute = prepared(conn, n)
+            backends, wrong = set(), []
+            together.wait(timeout=60)
+            for i in range(rounds):
+                key = (n * 7919 + i * 31) % 1000 + 1
+                with conn.transaction():
+                    row = execute(key)
+                if tuple(row[:3]) != (key, f"row {key}", n):
+                    wrong.append([key, list(row[:3])])
+                backends.add(row[3])
+            with conn.transaction():
+                execute(1)
+                on_server = conn.execute(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql AND statement LIKE %s",
+                    (f"%{n} AS client%",), prepare=False).fetchone()[0]
+        with lock:
+            results[n] = {"backends": sorted(backends), "wrong": wrong[:3], "on_server": on_server}
+    except Exception as e:
+        together.abort()  # the others stop waiting for this one
+        with lock:
+            errors.append(f"client {n}: {type(e).__name__}: {str(e).strip()}")
+
+threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps({"results": results, "errors": errors}))
+"""
+
+
+def test_prepared_statements_survive_transaction_pooling(host, client, app_password):
+    """psycopg 3 clients prepare a statement once and reuse it in many
+    transactions, served by whichever server connection is free."""
+    if pgbouncer_version(host) < (1, 21):
+        pytest.skip("pgbouncer before 1.21 keeps no prepared statements across transactions")
+    clients, rounds = 8, 150
+    pool = int(pgbouncer_config(host)["reserve_pool_size"]) + 2  # app_small_pool: pool_size 2
+    assert pool < clients
+    table = psql(
+        client,
+        "CREATE TABLE IF NOT EXISTS prepared_probe (id int PRIMARY KEY, label text NOT NULL); "
+        "INSERT INTO prepared_probe SELECT g, 'row ' || g FROM generate_series(1, 1000) g ON CONFLICT DO NOTHING",
+        password=app_password,
+    )
+    assert table.rc == 0, table.stderr
+    script = base64.b64encode(PREPARED.encode()).decode()
+    assert client.run(f"echo {script} | base64 -d > /tmp/pystack-prepared.py").rc == 0
+    out = client.run(f"python3 /tmp/pystack-prepared.py {DB} {shlex.quote(app_password)} {clients} {rounds}")
+    assert out.rc == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["errors"] == [], result["errors"]
+    results = result["results"]
+    assert len(results) == clients, result
+    assert all(r["wrong"] == [] for r in results.values()), results
+    # Each client's statement ran on several server connections, all from one small pool,
+    # and pgbouncer (not the client's own name) holds it there.
+    assert all(len(r["backends"]) >= 2 for r in results.values()), results
+    assert len({pid for r in results.values() for pid in r["backends"]}) <= pool, results
+    assert all(r["on_server"] >= 1 for r in results.values()), results
 
 
 LOAD = r"""
@@ -261,6 +416,8 @@ def test_data_survives_setting_changes(host, client, app_password):
         ({"postgresql_users": [{"name": "app"}]}, "postgresql_users", "password"),
         ({"pgbouncer_auth_password": ""}, "pgbouncer_auth_password", "ansible-vault"),
         ({"pgbouncer_default_pool_size": -5}, "pgbouncer_default_pool_size", "1 or more"),
+        ({"pgbouncer_max_prepared_statements": -1}, "pgbouncer_max_prepared_statements", "0 or more"),
+        ({"postgresql_memory_mb": "lots"}, "postgresql_memory_mb", "256 or more"),
     ],
 )
 def test_bad_input_is_refused_before_any_change(host, extra_vars, variable, allowed):
@@ -269,4 +426,14 @@ def test_bad_input_is_refused_before_any_change(host, extra_vars, variable, allo
     assert variable in run.output
     assert allowed in run.output
     assert run.recap(), run.output
+    assert run.changed() == 0, run.output
+
+
+def test_prepared_statements_are_refused_on_an_old_pgbouncer(host):
+    if pgbouncer_version(host) >= (1, 21):
+        pytest.skip("this pgbouncer keeps prepared statements across transactions")
+    run = run_playbook(converge_playbook(), {"pgbouncer_max_prepared_statements": 100})
+    assert run.rc != 0
+    assert "pgbouncer_max_prepared_statements is 100" in run.output
+    assert "1.21 or later" in run.output
     assert run.changed() == 0, run.output
