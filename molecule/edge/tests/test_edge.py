@@ -236,3 +236,42 @@ def test_bad_input_is_refused_before_any_change(haproxy_lb, extra, message):
     assert message in run.output
     assert "fastest" in run.output or "traefik" in run.output
     assert run.changed() == 0
+
+
+@pytest.mark.parametrize("name", ["pystack-edge-app1", "pystack-edge-app2"])
+def test_no_prepared_statements_through_a_pgbouncer_that_cannot_keep_them(host, name):
+    # Debian 12's pgbouncer 1.18 loses a prepared statement when the next
+    # transaction runs on another server connection; its local fact says so,
+    # and the app role then renders psycopg's prepare threshold off. Many
+    # writes from every worker, all answered.
+    if host.backend.get_hostname() != "pystack-edge-lb-haproxy":
+        pytest.skip("run once")
+    app = inventory_host(name)
+    env = app.file("/etc/pystack/app.env").content_string
+    assert "DB_PREPARE_THRESHOLD=off" in env.splitlines(), env
+    for i in range(60):
+        item = {"name": f"edge-{i}-{time.monotonic_ns()}", "category": "edge", "tags": ["e"]}
+        status, _, body = http(app, "http://127.0.0.1:8000/api/items", "POST", {"items": [item]})
+        assert status == 201, body
+
+
+def test_prepared_statements_are_refused_on_debian_12s_pgbouncer(host):
+    # pgbouncer 1.18 has no max_prepared_statements: asking for it stops the
+    # data tier's play before anything changes, naming the version.
+    if host.backend.get_hostname() != "pystack-edge-lb-haproxy":
+        pytest.skip("run once")
+    # The db host and its clients (whose addresses its checks need), the pooler's part only.
+    run = run_playbook(
+        PROJECT / "playbooks" / "data.yml",
+        {"pgbouncer_max_prepared_statements": 50},
+        "--limit",
+        "pystack-edge-db1:app",
+        "--tags",
+        "pgbouncer",
+    )
+    assert run.rc != 0, run.output
+    text = " ".join(run.output.split())
+    assert "pgbouncer_max_prepared_statements is 50" in text, run.output
+    assert "pgbouncer 1.18" in text and "1.21 or later" in text, run.output
+    assert run.recap(), run.output
+    assert run.changed() == 0, run.output
