@@ -44,7 +44,9 @@ def private_address(host) -> str:
 
 def test_data_tier_serves_only_its_clients(host):
     only(host, "db")
-    assert host.service("postgresql@15-main").is_running
+    # Debian 13's PostgreSQL, one cluster.
+    assert host.check_output("ls /etc/postgresql").split() == ["17"]
+    assert host.service("postgresql@17-main").is_running
     assert host.service("pgbouncer").is_running
     assert listening(host, 5432) <= {"127.0.0.1:5432", f"{private_address(host)}:5432", "[::1]:5432"}
     assert not any(a.startswith(("0.0.0.0", "*")) for a in listening(host, 6432))
