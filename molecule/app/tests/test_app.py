@@ -9,7 +9,7 @@ import time
 import uuid
 
 import pytest
-from stackhelpers import converge_playbook, pgbouncer_stats, run_playbook
+from stackhelpers import converge_playbook, pgbouncer_stats, run_playbook, write_items
 from stackhelpers import http as get
 
 UNIT = "pystack-app"
@@ -81,10 +81,7 @@ def test_psycopg_nodes_use_prepared_statements_through_pgbouncer(app_host):
     prepares = settings(app_host)["interpreter"] != "pypy"
     db = app_host.get_host("ansible://pystack-app-db1", ansible_inventory=app_host.backend.ansible_inventory)
     before = pgbouncer_stats(db)
-    for i in range(60):
-        item = {"name": f"prep-{uuid.uuid4().hex[:8]}-{i}", "category": "prepared", "tags": ["p"]}
-        status, _, body = get(app_host, BASE + "/api/items", "POST", {"items": [item]})
-        assert status == 201, body
+    write_items(app_host, BASE, 60, "prep")
     after = pgbouncer_stats(db)
     binds = after["total_bind_count"] - before["total_bind_count"]
     if prepares:

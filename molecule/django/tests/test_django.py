@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from stackhelpers import http as get
-from stackhelpers import pgbouncer_stats
+from stackhelpers import pgbouncer_stats, write_items
 
 BASE = "http://127.0.0.1:8000"
 DJANGO_HOSTS = ("pystack-django-cpython", "pystack-django-pyston")
@@ -31,12 +31,8 @@ def test_runtime_is_django_on_the_configured_interpreter(app_host):
     assert seen["db_driver"] == "psycopg"
     # Django 5.2 LTS wherever Python allows; CPython 3.9 (the pyston canary) only
     # gets 4.2, past its end of life (the deploy warns).
-    python = tuple(
-        int(part)
-        for part in app_host.check_output("python3 -c 'import platform; print(platform.python_version())'").split(".")[
-            :2
-        ]
-    )
+    version = app_host.check_output("python3 -c 'import sys; print(*sys.version_info[:2])'")
+    python = tuple(int(part) for part in version.split())
     assert seen["framework_version"].startswith("5.2." if python >= (3, 10) else "4.2."), (python, seen)
 
 
@@ -46,10 +42,7 @@ def test_queries_are_prepared_once_and_reused_through_pgbouncer(app_host):
     # statement across transactions: executions show as binds.
     db = app_host.get_host("ansible://pystack-django-db1", ansible_inventory=app_host.backend.ansible_inventory)
     before = pgbouncer_stats(db)
-    for i in range(60):
-        item = {"name": f"djprep-{uuid.uuid4().hex[:8]}-{i}", "category": "prepared", "tags": ["p"]}
-        status, _, body = get(app_host, BASE + "/api/items", "POST", {"items": [item]})
-        assert status == 201, body
+    write_items(app_host, BASE, 60, "djprep")
     after = pgbouncer_stats(db)
     assert after["total_bind_count"] - before["total_bind_count"] >= 10, (before, after)
     assert after["total_client_parse_count"] > before["total_client_parse_count"], (before, after)

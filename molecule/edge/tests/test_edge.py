@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from stackhelpers import PROJECT, http, run_playbook
+from stackhelpers import PROJECT, http, run_playbook, write_items
 
 EDGE = PROJECT / "playbooks" / "edge.yml"
 BASE = "https://127.0.0.1"
@@ -249,10 +249,7 @@ def test_no_prepared_statements_through_a_pgbouncer_that_cannot_keep_them(host, 
     app = inventory_host(name)
     env = app.file("/etc/pystack/app.env").content_string
     assert "DB_PREPARE_THRESHOLD=off" in env.splitlines(), env
-    for i in range(60):
-        item = {"name": f"edge-{i}-{time.monotonic_ns()}", "category": "edge", "tags": ["e"]}
-        status, _, body = http(app, "http://127.0.0.1:8000/api/items", "POST", {"items": [item]})
-        assert status == 201, body
+    write_items(app, "http://127.0.0.1:8000", 60, "edge")
 
 
 def test_prepared_statements_are_refused_on_debian_12s_pgbouncer(host):

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,3 +96,15 @@ def http(
             key, value = line.split(":", 1)
             headers[key.strip().lower()] = value.strip()
     return int(out.stdout or 0), headers, host.file("/tmp/.b").content_string if read_body else ""
+
+
+def write_items(host, base: str, count: int, prefix: str) -> None:
+    """POST `count` items one request at a time to the reference app at `base`; each must be 201.
+
+    Each request's INSERT runs on whichever worker accepts it, so enough of them pass every
+    worker's connection over psycopg's prepare threshold.
+    """
+    for i in range(count):
+        item = {"name": f"{prefix}-{uuid.uuid4().hex[:8]}-{i}", "category": prefix, "tags": [prefix]}
+        status, _, body = http(host, base + "/api/items", "POST", {"items": [item]})
+        assert status == 201, body
