@@ -31,3 +31,19 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TaskRun(models.Model):
+    """One row per summarize_items task a worker ran (POST /api/tasks): the task's visible write.
+
+    Keyed by the Celery task id, so a redelivered task (acks late) records itself once.
+    """
+
+    task_id = models.CharField(max_length=64, unique=True)
+    limit = models.PositiveIntegerField()
+    items = models.PositiveIntegerField()
+    worker = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.task_id

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Any
 
+import kombu.exceptions
+import redis
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from kombu.utils.url import maybe_sanitize_url
 
 from pystack_django import page
 from pystack_django.cache import ResilientRedisCache, describe_error
+from pystack_django.celery import app as celery_app
 from pystack_django.runtime import runtime_info
 
 from . import services
 from .models import Category
+from .tasks import SUMMARIZE_ITEMS, SUMMARY_DEFAULT_LIMIT, SUMMARY_MAX_LIMIT, TaskFailed
+
+log = logging.getLogger(__name__)
 
 ITEMS_DEFAULT_LIMIT = 50
 ITEMS_MAX_LIMIT = 500
@@ -30,6 +40,10 @@ PAGE_MAX_ROWS = 5000
 # Bumped on every write; cached lists (and the index sidebar) live under the current
 # generation, so one INCR invalidates them all at once and old entries simply expire.
 ITEMS_GENERATION_KEY = "items:gen"
+# Celery task ids are UUIDs; anything else is not worth a round trip to Redis.
+TASK_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
+# What a broker or result backend that is down or refusing raises (kombu wraps most of it).
+QUEUE_ERRORS = (kombu.exceptions.KombuError, redis.RedisError, OSError)
 
 
 class BadRequest(Exception):
@@ -186,3 +200,61 @@ def session_visits(request: HttpRequest) -> HttpResponse:
     request.session["visits"] = visits
     backend = "redis" if settings.SESSION_ENGINE == "pystack_django.sessions" else "db"
     return _json({"visits": visits, "backend": backend})
+
+
+def _unavailable(message: str, **extra: Any) -> HttpResponse:
+    response = _json({"error": message, **extra}, 503)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _broker_display() -> str:
+    """The broker URL without its password, for error messages."""
+    return str(maybe_sanitize_url(settings.CELERY_BROKER_URL or "(not configured)"))
+
+
+@csrf_exempt
+@require_POST
+def enqueue_task(request: HttpRequest) -> HttpResponse:
+    """POST /api/tasks?limit=N: the Flask app's endpoint, same answers (202 {"id"}, 400, 503)."""
+    try:
+        limit = _int_arg(request, "limit", SUMMARY_DEFAULT_LIMIT, 1, SUMMARY_MAX_LIMIT)
+    except BadRequest as exc:
+        return _json({"error": str(exc)}, 400)
+    if not settings.CELERY_BROKER_URL:
+        return _unavailable("task broker not configured: set CELERY_BROKER_URL (or REDIS_DURABLE_URL)")
+    try:
+        result = celery_app.tasks[SUMMARIZE_ITEMS].apply_async(args=(limit,))
+    except QUEUE_ERRORS as exc:
+        broker = _broker_display()
+        log.warning("enqueue failed, task broker %s: %s", broker, describe_error(exc))
+        return _unavailable(f"task broker unavailable ({broker}): {describe_error(exc)}", broker=broker)
+    response = _json({"id": result.id}, 202)
+    response["Location"] = reverse("task", args=[result.id])
+    return response
+
+
+@require_GET
+def task_status(request: HttpRequest, task_id: str) -> HttpResponse:
+    """GET /api/tasks/<id>: {"id", "state", "result"}, as the Flask app answers."""
+    if not TASK_ID.fullmatch(task_id):
+        return _json({"error": "invalid task id"}, 404)
+    if not settings.CELERY_RESULT_BACKEND:
+        return _unavailable("result backend not configured: set CELERY_RESULT_BACKEND (or REDIS_DURABLE_URL)")
+    result = celery_app.AsyncResult(task_id)
+    try:
+        task_state = result.state
+        # Ready results are cached by AsyncResult: reading them costs no second round trip.
+        value: Any = result.result if task_state in ("SUCCESS", "FAILURE") else None
+    except QUEUE_ERRORS as exc:
+        log.warning("task status failed, result backend: %s", describe_error(exc))
+        return _unavailable(f"result backend unavailable: {describe_error(exc)}")
+    if task_state == "FAILURE":
+        # The exception Celery stored, as one short line; the traceback stays in the worker log.
+        if isinstance(value, BaseException) and not isinstance(value, TaskFailed):
+            value = describe_error(value)  # time limit, lost worker, ...
+        else:
+            value = str(value)[:300]
+    response = _json({"id": task_id, "state": task_state, "result": value})
+    response["Cache-Control"] = "no-store"
+    return response

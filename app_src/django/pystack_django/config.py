@@ -10,8 +10,9 @@ import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
+import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 SERVERS = ("gunicorn", "uwsgi")
@@ -27,6 +28,7 @@ CONN_MAX_AGE_SECONDS = 300
 # psycopg 3 prepares a query on the server after this many executions (psycopg's default).
 DEFAULT_PREPARE_THRESHOLD = 5
 PREPARE_THRESHOLD_OFF = ("off", "none")
+DEFAULT_PROXY_SSL_HEADER = "X-Forwarded-Proto"
 
 
 class ConfigError(ImproperlyConfigured):
@@ -44,10 +46,12 @@ def release_from_path(package_dir: Path | None = None) -> str:
     return root.name if root.parent.name == "releases" else ""
 
 
-def require(env: Mapping[str, str], name: str, hint: str) -> str:
-    value = env.get(name, "").strip()
+def require(env: Mapping[str, str], name: str, hint: str, *fallbacks: str) -> str:
+    """The value of `name` (or else of the first fallback set); ConfigError naming it when none is."""
+    value = first_set(env, name, *fallbacks)
     if not value:
-        raise ConfigError(f"{name} is not set: refusing to start. {hint}")
+        also = f" (nor {' / '.join(fallbacks)})" if fallbacks else ""
+        raise ConfigError(f"{name} is not set{also}: refusing to start. {hint}")
     return value
 
 
@@ -75,8 +79,10 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> in
     return value
 
 
-def env_list(env: Mapping[str, str], name: str, default: str) -> list[str]:
-    return [part.strip() for part in env.get(name, default).split(",") if part.strip()]
+def env_list(env: Mapping[str, str], name: str, default: str, *fallbacks: str) -> list[str]:
+    """A comma-separated list from `name` (or else the first fallback set, or `default`)."""
+    raw = first_set(env, name, *fallbacks, default=default)
+    return [part.strip() for part in raw.split(",") if part.strip()]
 
 
 def app_server(env: Mapping[str, str]) -> str:
@@ -87,14 +93,44 @@ def app_server(env: Mapping[str, str]) -> str:
 
 
 def proxy_ssl_header(env: Mapping[str, str]) -> tuple[str, str] | None:
-    """SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto -> ("HTTP_X_FORWARDED_PROTO", "https").
+    """SECURE_PROXY_SSL_HEADER: the header the balancer sets to "https" on TLS requests.
 
-    Only safe when every request comes through a balancer that sets (or strips) that header.
+    Default X-Forwarded-Proto -> ("HTTP_X_FORWARDED_PROTO", "https"): the deploy's balancer
+    terminates TLS and sets (overwrites) that header on every request. `off` (or none, false)
+    trusts no header: only safe to leave on when every request comes through such a balancer.
     """
-    header = env.get("SECURE_PROXY_SSL_HEADER", "").strip()
-    if not header:
+    header = env.get("SECURE_PROXY_SSL_HEADER", "").strip() or DEFAULT_PROXY_SSL_HEADER
+    if header.lower() in ("off", "none", *FALSE_WORDS):
         return None
     return "HTTP_" + header.upper().replace("-", "_"), "https"
+
+
+# Celery's defaults when only REDIS_DURABLE_URL is set (as in the Flask app): broker on db 1,
+# results on db 2 of the durable instance. The deploy sets both Celery URLs itself.
+CELERY_BROKER_DB = 1
+CELERY_RESULT_DB = 2
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """`url` (redis:// or rediss://, credentials and query kept) on database `db`; "" for ""."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError(
+            f"REDIS_DURABLE_URL must be a redis:// or rediss:// URL to derive the Celery defaults from, "
+            f"got scheme {parts.scheme!r}: set CELERY_BROKER_URL and CELERY_RESULT_BACKEND instead"
+        )
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def first_set(env: Mapping[str, str], *names: str, default: str = "") -> str:
+    """The value of the first of `names` that is set and not empty (new name first, then old ones)."""
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return default
 
 
 def prepare_threshold(env: Mapping[str, str]) -> int | None:
@@ -111,14 +147,16 @@ def database_from_url(
     implementation: str | None = None,
     prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
 ) -> tuple[dict[str, Any], str]:
-    """Parse the SQLAlchemy-style DATABASE_URL the deploy renders for both apps.
+    """DATABASE_URL -> (DATABASES["default"], driver), parsed by dj-database-url.
 
-    Returns (DATABASES["default"], driver). Accepted:
-      postgresql+psycopg://USER:PASSWORD@HOST:6432/DB   (CPython, Pyston: psycopg 3)
-      postgresql+psycopg2cffi://USER:PASSWORD@HOST:6432/DB   (PyPy)
-      postgresql://..., postgres://... and the older postgresql+psycopg2://...: the driver of
-        this interpreter's lock (psycopg on CPython, psycopg2cffi on PyPy). Django's backend
-        loads psycopg 3 whenever it imports, so on CPython +psycopg2 means psycopg 3 too.
+    Accepted:
+      postgresql://USER:PASSWORD@HOST:6432/DB (what the deploy sends: pgbouncer), postgres://...:
+        the driver of this interpreter's lock (psycopg 3 on CPython and Pyston, psycopg2cffi on
+        PyPy, where the deploy makes it importable as psycopg2 for Django's backend)
+      postgresql+psycopg://, postgresql+psycopg2cffi:// and the older postgresql+psycopg2://
+        (SQLAlchemy-style, as earlier deploys wrote them): the driver suffix is checked against
+        the lock (+psycopg is refused on PyPy) and then dropped; Django's backend loads psycopg 3
+        whenever it imports, so on CPython +psycopg2 means psycopg 3 too
       sqlite:// (in memory), sqlite:///relative.db, sqlite:////absolute/path.db
     Query parameters of a PostgreSQL URL are passed to libpq (sslmode=require, ...).
 
@@ -128,54 +166,53 @@ def database_from_url(
     never prepare: both options must be set. pgbouncer >= 1.21 with max_prepared_statements
     keeps those prepared statements across transactions in transaction pooling mode.
     """
-    parts = urlsplit(url)
-    backend, _, driver = parts.scheme.partition("+")
-    if backend == "sqlite":
-        path = unquote(parts.path)
-        name = path[1:] if path.startswith("/") else path
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or ":memory:"}, "sqlite3"
-    if backend not in ("postgresql", "postgres"):
-        raise ConfigError(
-            f"DATABASE_URL must be a postgresql:// or sqlite:// URL, got scheme {parts.scheme!r}"
-        )
+    scheme, sep, rest = url.partition("://")
+    backend, _, driver = scheme.partition("+")
+    if backend == "sqlite" and not driver:
+        return dict(_parse(url)), "sqlite3"
+    if not sep or backend not in ("postgresql", "postgres"):
+        raise ConfigError(f"DATABASE_URL must be a postgresql:// or sqlite:// URL, got scheme {scheme!r}")
     if driver and driver not in POSTGRESQL_DRIVERS:
         raise ConfigError(
-            f"DATABASE_URL driver must be one of {', '.join(POSTGRESQL_DRIVERS)} (postgresql+psycopg://), "
-            f"got {driver!r}"
+            f"DATABASE_URL driver must be one of {', '.join(POSTGRESQL_DRIVERS)} (or none: "
+            f"postgresql://), got {driver!r}"
         )
     lock_driver = LOCK_DRIVERS.get(implementation or platform.python_implementation(), "psycopg")
     if driver == "psycopg" and lock_driver == "psycopg2cffi":
         raise ConfigError(
             "DATABASE_URL asks for psycopg (3), which PyPy's lock does not install (a PyPy ctypes bug): "
-            "use postgresql+psycopg2cffi:// on PyPy"
+            "use postgresql:// (or postgresql+psycopg2cffi://) on PyPy"
         )
-    if driver in ("", "psycopg2"):
-        driver = lock_driver
-    name = unquote(parts.path.lstrip("/"))
-    if not name:
-        raise ConfigError("DATABASE_URL names no database: postgresql+psycopg://USER:PASSWORD@HOST:6432/DB")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError("DATABASE_URL has an invalid port") from None
+    database = dict(
+        _parse(
+            f"postgresql://{rest}",
+            # pgbouncer in transaction mode (see README): a worker keeps its client connection to
+            # pgbouncer (no SCRAM handshake per request, and psycopg's prepared statements stay
+            # known to it), checked before reuse; pgbouncer hands out a server connection per
+            # transaction. No named (server-side) cursor, which would have to outlive a transaction.
+            conn_max_age=CONN_MAX_AGE_SECONDS,
+            conn_health_checks=True,
+            disable_server_side_cursors=True,
+        )
+    )
+    if not database.get("NAME"):
+        raise ConfigError("DATABASE_URL names no database: postgresql://USER:PASSWORD@HOST:6432/DB")
+    database["PORT"] = str(database.get("PORT") or "")
     options: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    if driver == "psycopg":
+    if lock_driver == "psycopg":
         options.update(server_side_binding=True, prepare_threshold=prepare_threshold)
-    options.update(parse_qsl(parts.query))
-    database = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": name,
-        "USER": unquote(parts.username or ""),
-        "PASSWORD": unquote(parts.password or ""),
-        "HOST": parts.hostname or "",
-        "PORT": str(port or ""),
-        "OPTIONS": options,
-        # pgbouncer in transaction mode (see README): a worker keeps its client connection to
-        # pgbouncer (no SCRAM handshake per request, and psycopg's prepared statements stay
-        # known to it), checked before reuse; pgbouncer hands out a server connection per
-        # transaction. No named (server-side) cursor, which would have to outlive a transaction.
-        "CONN_MAX_AGE": CONN_MAX_AGE_SECONDS,
-        "CONN_HEALTH_CHECKS": True,
-        "DISABLE_SERVER_SIDE_CURSORS": True,
-    }
-    return database, driver
+    options.update(database.get("OPTIONS", {}))
+    database["OPTIONS"] = options
+    return database, lock_driver
+
+
+def _parse(url: str, **options: Any) -> Mapping[str, Any]:
+    try:
+        return dj_database_url.parse(url, **options)
+    except ValueError:
+        # dj-database-url's message for a bad port or an unquoted character; never the URL
+        # itself, which holds the password.
+        raise ConfigError(
+            "DATABASE_URL is not a valid URL (an invalid port, or a character of the user or "
+            "password that is not percent-encoded?)"
+        ) from None

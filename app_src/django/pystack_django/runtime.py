@@ -61,17 +61,22 @@ def detect_server(configured: str, modules: Mapping[str, Any]) -> str:
     return "unknown"
 
 
+def interpreter_and_jit() -> tuple[str, bool]:
+    """(`interpreter`, `jit`) as /runtime reports them; also used by the Celery tasks."""
+    pyston = pyston_lite_active()
+    interpreter = detect_interpreter(platform.python_implementation(), pyston)
+    return interpreter, pyston or (interpreter == "pypy" and pypy_jit_built())
+
+
 def runtime_info(
     configured_server: str, configured_interpreter: str, release: str, db_driver: str
 ) -> dict[str, Any]:
-    implementation = platform.python_implementation()
-    pyston = pyston_lite_active()
-    interpreter = detect_interpreter(implementation, pyston)
+    interpreter, jit = interpreter_and_jit()
     return {
         "host": socket.gethostname(),
         "interpreter": interpreter,
         "python_version": platform.python_version(),
-        "jit": pyston or (interpreter == "pypy" and pypy_jit_built()),
+        "jit": jit,
         "server": detect_server(configured_server, sys.modules),
         "framework": "django",
         "framework_version": django.get_version(),

@@ -1,7 +1,9 @@
-"""Django settings, read from environment variables (the same names as the Flask app).
+"""Django settings, read from environment variables (the deploy's generic app contract).
 
-Required outside tests: SECRET_KEY and DATABASE_URL. See README.md for every variable.
-Tests use tests/settings.py, which sets test values and replaces the caches.
+Required outside tests: DJANGO_SECRET_KEY (or SECRET_KEY) and DATABASE_URL. Production-safe
+defaults for everything else (HTTPS behind a TLS-terminating balancer, HSTS, secure cookies).
+See README.md for every variable. Tests use tests/settings.py, which sets test values and
+replaces the caches and the Celery transport.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ env = os.environ
 
 SECRET_KEY = config.require(
     env,
-    "SECRET_KEY",
-    "Set the SECRET_KEY environment variable to a long random string (at least 50 characters, "
+    "DJANGO_SECRET_KEY",
+    "Set DJANGO_SECRET_KEY (or SECRET_KEY) to a long random string (at least 50 characters, "
     "or `manage.py check --deploy` warns; the deploy generates one per environment).",
+    "SECRET_KEY",
 )
 DEBUG = config.env_bool(env, "DEBUG", default=False)
-# The site's name as the balancer forwards it, plus the node's own address for the balancer's
-# health checks. 127.0.0.1 and localhost serve the deploy's local checks.
-ALLOWED_HOSTS = config.env_list(env, "ALLOWED_HOSTS", "localhost,127.0.0.1")
+# The site's name as the balancer forwards it, plus the node's own names and addresses for the
+# balancer's health checks. 127.0.0.1 and localhost serve the deploy's local checks.
+ALLOWED_HOSTS = config.env_list(env, "DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1", "ALLOWED_HOSTS")
 
 # What /runtime reports (same variables and meaning as the Flask app).
 APP_SERVER = config.app_server(env)
@@ -65,7 +68,7 @@ TEMPLATES = [
 DATABASE_URL = config.require(
     env,
     "DATABASE_URL",
-    "Example: postgresql+psycopg://app:PASSWORD@db1:6432/app (pgbouncer port).",
+    "Example: postgresql://app:PASSWORD@db1:6432/app (pgbouncer port).",
 )
 # psycopg 3 (CPython, Pyston) binds on the server and prepares a query after
 # DB_PREPARE_THRESHOLD executions (default 5; "off" for a pgbouncer without max_prepared_statements).
@@ -74,29 +77,21 @@ _database, DATABASE_DRIVER = config.database_from_url(
 )
 DATABASES: dict[str, dict[str, Any]] = {"default": _database}
 
-if DATABASE_DRIVER == "psycopg2cffi":
-    # psycopg2 (a CPython extension) does not import on PyPy: register the cffi port under the
-    # name psycopg2 before Django loads its PostgreSQL backend (at the first connection).
-    from .psycopg2cffi_compat import register
-
-    try:
-        register()
-    except ImportError:
-        raise config.ConfigError(
-            "DATABASE_URL needs psycopg2cffi (PyPy): install requirements-pypy.txt, or use "
-            "postgresql+psycopg:// with requirements-cpython.txt on CPython"
-        ) from None
+# On PyPy (psycopg2cffi) Django's backend imports `psycopg2`: the deploy installs an alias
+# package that makes psycopg2cffi importable under that name.
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache and sessions --------------------------------------------------------------
-REDIS_CACHE_URL = env.get("REDIS_CACHE_URL", "")
-REDIS_SESSION_URL = env.get("REDIS_SESSION_URL", "")
+# REDIS_URL: the cache instance; REDIS_DURABLE_URL: the durable one (sessions, Celery). The
+# names earlier deploys used are read when the new ones are unset.
+REDIS_CACHE_URL = config.first_set(env, "REDIS_URL", "REDIS_CACHE_URL")
+REDIS_SESSION_URL = config.first_set(env, "REDIS_DURABLE_URL", "REDIS_SESSION_URL")
 # A Redis that does not answer costs at most this long per attempt (see pystack_django/cache.py).
 REDIS_OPTIONS = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0, "health_check_interval": 30}
 
 CACHES: dict[str, dict[str, Any]] = {
-    # Without REDIS_CACHE_URL nothing is cached (like the Flask app): every list is a MISS.
+    # Without REDIS_URL nothing is cached (like the Flask app): every list is a MISS.
     "default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
 }
 if REDIS_CACHE_URL:
@@ -124,7 +119,62 @@ CACHE_MIDDLEWARE_ALIAS = "default"
 CACHE_MIDDLEWARE_KEY_PREFIX = "page"
 CACHE_MIDDLEWARE_SECONDS = CACHE_TTL
 
+# --- Celery (pystack_django/celery.py; worker: celery -A pystack_django worker) -------------
+# The deploy sets CELERY_BROKER_URL and CELERY_RESULT_BACKEND (the durable Redis); without them
+# they are derived from REDIS_DURABLE_URL (db 1 and 2), as in the Flask app. Unset and no durable
+# Redis: POST /api/tasks answers 503 and the worker refuses to start.
+CELERY_BROKER_URL = config.first_set(env, "CELERY_BROKER_URL") or config.redis_url_with_db(
+    REDIS_SESSION_URL, config.CELERY_BROKER_DB
+)
+CELERY_RESULT_BACKEND = config.first_set(env, "CELERY_RESULT_BACKEND") or config.redis_url_with_db(
+    REDIS_SESSION_URL, config.CELERY_RESULT_DB
+)
+# The same delivery and safety settings as the Flask app (pystack_flask/taskqueue.py).
+CELERY_TASK_DEFAULT_QUEUE = "pystack_django"  # not "celery": the Flask app's workers may share the Redis
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_SOFT_TIME_LIMIT = 30
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 2.0
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Must exceed the hard time limit: an unacknowledged task goes back to the queue after it.
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 3.0,
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+}
+# Publishing: one retry on a fresh connection, then POST /api/tasks answers 503.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2.0
+CELERY_REDIS_SOCKET_TIMEOUT = 3.0
+CELERY_REDIS_SOCKET_KEEPALIVE = True
+CELERY_REDIS_BACKEND_HEALTH_CHECK_INTERVAL = 25
+# redis:// result URLs get the polling backend (no SUBSCRIBE per enqueued task in web workers).
+CELERY_OVERRIDE_BACKENDS = {
+    "redis": "pystack_django.celery:PollingRedisBackend",
+    "rediss": "pystack_django.celery:PollingRedisBackend",
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = True
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+
 # --- Static files: hashed names + staticfiles.json, served by the edge tier ------------------
+# `manage.py collectstatic --noinput` (the deploy's prepare step) writes <release>/staticfiles/,
+# which the edge serves under /static/.
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.get("STATIC_ROOT", "") or BASE_DIR / "staticfiles")
@@ -134,13 +184,15 @@ STORAGES = {
 }
 
 # --- HTTPS behind the balancer (see README: check --deploy) ---------------------------------
+# Production defaults: the edge terminates TLS, sets X-Forwarded-Proto and redirects to HTTPS.
+# Each can be overridden from the environment (a plain-HTTP lab: SESSION_COOKIE_SECURE=false...).
 SECURE_PROXY_SSL_HEADER = config.proxy_ssl_header(env)
 SECURE_SSL_REDIRECT = config.env_bool(env, "SECURE_SSL_REDIRECT", default=False)
 # Health and runtime probes come from the balancer and the deploy over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^runtime$"]
-SECURE_HSTS_SECONDS = config.env_int(env, "SECURE_HSTS_SECONDS", default=0, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = config.env_bool(env, "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = config.env_bool(env, "SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_SECONDS = config.env_int(env, "SECURE_HSTS_SECONDS", default=31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = config.env_bool(env, "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = config.env_bool(env, "SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = config.env_bool(env, "SESSION_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SECURE = config.env_bool(env, "CSRF_COOKIE_SECURE", default=True)
 X_FRAME_OPTIONS = "DENY"

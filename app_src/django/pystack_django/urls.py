@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/items", views.items_collection, name="items"),
     path("api/seed", views.seed, name="seed"),
     path("api/session", views.session_visits, name="session"),
+    path("api/tasks", views.enqueue_task, name="tasks"),
+    path("api/tasks/<str:task_id>", views.task_status, name="task"),
     path("page", views.cpu_page, name="page"),
     # The whole response (headers and body) is cached in the "default" cache for CACHE_TTL
     # seconds: a hit skips the view. Compare with /page to see what a page cache buys.

@@ -11,7 +11,20 @@ import os
 
 import fakeredis
 
-for _name in ("REDIS_CACHE_URL", "REDIS_SESSION_URL", "APP_SERVER", "APP_RELEASE", "STATIC_ROOT"):
+for _name in (
+    "REDIS_URL",
+    "REDIS_DURABLE_URL",
+    "REDIS_CACHE_URL",
+    "REDIS_SESSION_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "ALLOWED_HOSTS",
+    "APP_SERVER",
+    "APP_RELEASE",
+    "STATIC_ROOT",
+):
     os.environ.pop(_name, None)
 os.environ.update(SECRET_KEY="test-secret", DATABASE_URL="sqlite://", CACHE_TTL="30")
 
@@ -34,3 +47,9 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Tasks run in the test process (eagerly, results kept in memory): no broker needed. Tests that
+# need a broker or none at all change celery_app.conf (tests/test_tasks.py).
+CELERY_BROKER_URL = "memory://"
+CELERY_RESULT_BACKEND = "cache+memory://"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_STORE_EAGER_RESULT = True

@@ -7,7 +7,7 @@ import pytest
 from pystack_django import config
 from pystack_django.config import ConfigError, database_from_url, release_from_path
 
-from .conftest import DATABASE_URL, PYPY, run_manage, run_python
+from .conftest import APP_DIR, DATABASE_URL, PYPY, run_manage, run_python
 
 PROD_ENV = {"SECRET_KEY": "s3cret", "DATABASE_URL": DATABASE_URL}
 
@@ -15,7 +15,7 @@ PROD_ENV = {"SECRET_KEY": "s3cret", "DATABASE_URL": DATABASE_URL}
 def test_refuses_to_start_without_secret_key() -> None:
     result = run_manage({"DATABASE_URL": "sqlite://"}, "check")
     assert result.returncode != 0
-    assert "ConfigError: SECRET_KEY is not set: refusing to start." in result.stderr
+    assert "ConfigError: DJANGO_SECRET_KEY is not set (nor SECRET_KEY): refusing to start." in result.stderr
 
 
 def test_refuses_to_start_without_database_url() -> None:
@@ -110,13 +110,14 @@ def test_other_urls() -> None:
     assert driver == "psycopg2cffi"
     assert database["OPTIONS"] == {"connect_timeout": 2, "sslmode": "require"}
     assert database_from_url("postgresql://app@db1/app")[0]["PORT"] == ""
-    assert database_from_url("sqlite://")[0] == {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    sqlite, driver = database_from_url("sqlite://")
+    assert (sqlite["ENGINE"], sqlite["NAME"], driver) == ("django.db.backends.sqlite3", ":memory:", "sqlite3")
     assert database_from_url("sqlite:///app.db")[0]["NAME"] == "app.db"
     assert database_from_url("sqlite:////srv/app.db")[0]["NAME"] == "/srv/app.db"
 
 
 def test_psycopg_is_refused_on_pypy() -> None:
-    with pytest.raises(ConfigError, match="use postgresql\\+psycopg2cffi:// on PyPy"):
+    with pytest.raises(ConfigError, match="use postgresql:// \\(or postgresql\\+psycopg2cffi://\\) on PyPy"):
         database_from_url("postgresql+psycopg://app@db1/app", implementation="PyPy")
 
 
@@ -142,7 +143,7 @@ def test_settings_prepare_on_the_server() -> None:
         ("mysql://app@db1/app", "must be a postgresql:// or sqlite:// URL"),
         ("postgresql+asyncpg://app@db1/app", "driver must be one of psycopg, psycopg2, psycopg2cffi"),
         ("postgresql://app@db1:6432/", "names no database"),
-        ("postgresql://app@db1:port/app", "invalid port"),
+        ("postgresql://app@db1:port/app", "not a valid URL"),
     ],
 )
 def test_bad_database_urls(url: str, message: str) -> None:
@@ -177,7 +178,14 @@ def test_helpers() -> None:
         "HTTP_X_FORWARDED_PROTO",
         "https",
     )
-    assert config.proxy_ssl_header({}) is None
+    assert config.proxy_ssl_header({}) == ("HTTP_X_FORWARDED_PROTO", "https")
+    assert config.proxy_ssl_header({"SECURE_PROXY_SSL_HEADER": "off"}) is None
+    assert config.proxy_ssl_header({"SECURE_PROXY_SSL_HEADER": "X-Scheme"}) == ("HTTP_X_SCHEME", "https")
+    assert config.first_set({"A": " ", "B": "b", "C": "c"}, "A", "B", "C") == "b"
+    assert config.first_set({}, "A", default="d") == "d"
+    assert config.env_list({"OLD": "a,b"}, "NEW", "x", "OLD") == ["a", "b"]
+    assert config.env_list({"NEW": "n", "OLD": "a,b"}, "NEW", "x", "OLD") == ["n"]
+    assert config.env_list({}, "NEW", "x", "OLD") == ["x"]
 
 
 def test_release_is_named_after_the_release_directory(tmp_path: Path) -> None:
@@ -185,3 +193,127 @@ def test_release_is_named_after_the_release_directory(tmp_path: Path) -> None:
     package.mkdir(parents=True)
     assert release_from_path(package) == "abc123-cpython-0f0f"
     assert release_from_path(tmp_path / "src" / "pystack_django") == ""
+
+
+def test_the_deploys_plain_url_gets_the_locks_driver_and_pgbouncer_settings() -> None:
+    database, driver = database_from_url("postgresql://app:p%40ss@db1:6432/app", implementation="CPython")
+    assert driver == "psycopg"
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert (database["USER"], database["PASSWORD"], database["HOST"], database["PORT"]) == (
+        "app",
+        "p@ss",
+        "db1",
+        "6432",
+    )
+    assert (database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]) == (300, True)
+    assert database["DISABLE_SERVER_SIDE_CURSORS"] is True
+    pypy, driver = database_from_url("postgresql://app:pw@db1:6432/app", implementation="PyPy")
+    assert driver == "psycopg2cffi"
+    assert pypy["ENGINE"] == "django.db.backends.postgresql"  # imports psycopg2: the deploy's alias
+    assert pypy["OPTIONS"] == {"connect_timeout": 2}
+
+
+SETTINGS_PROBE = (
+    "from django.conf import settings as s; import json;"
+    "print(json.dumps({k: getattr(s, k) for k in ("
+    "'SECRET_KEY', 'ALLOWED_HOSTS', 'CELERY_BROKER_URL', 'CELERY_RESULT_BACKEND',"
+    "'SESSION_ENGINE', 'CACHE_TTL', 'SECURE_PROXY_SSL_HEADER', 'SECURE_HSTS_SECONDS',"
+    "'SECURE_HSTS_INCLUDE_SUBDOMAINS', 'SECURE_HSTS_PRELOAD', 'SESSION_COOKIE_SECURE',"
+    "'CSRF_COOKIE_SECURE', 'SECURE_SSL_REDIRECT')}"
+    " | {'STATIC_ROOT': str(s.STATIC_ROOT), 'CACHE': s.CACHES['default'].get('LOCATION'),"
+    " 'SESSIONS': s.CACHES.get('sessions', {}).get('LOCATION')}))"
+)
+
+
+def probe(env: dict[str, str]) -> dict[str, object]:
+    import json
+
+    result = run_python(env, SETTINGS_PROBE)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_the_deploys_environment() -> None:
+    durable = "redis://app:pw@cache1:6380"
+    seen = probe(
+        {
+            "SECRET_KEY": "k" * 50,
+            "DJANGO_SECRET_KEY": "d" * 50,
+            "DATABASE_URL": "postgresql://app:pw@db1:6432/app",
+            "DJANGO_ALLOWED_HOSTS": "www.example.net,app1,10.0.0.11,127.0.0.1,localhost",
+            "REDIS_URL": "redis://app:pw@cache1:6379",
+            "REDIS_DURABLE_URL": durable,
+            "CELERY_BROKER_URL": durable,
+            "CELERY_RESULT_BACKEND": durable,
+        }
+    )
+    assert seen["SECRET_KEY"] == "d" * 50
+    assert seen["ALLOWED_HOSTS"] == ["www.example.net", "app1", "10.0.0.11", "127.0.0.1", "localhost"]
+    assert seen["CACHE"] == "redis://app:pw@cache1:6379"
+    assert seen["SESSIONS"] == durable
+    assert seen["SESSION_ENGINE"] == "pystack_django.sessions"
+    assert seen["CELERY_BROKER_URL"] == seen["CELERY_RESULT_BACKEND"] == durable
+    assert seen["CACHE_TTL"] == 30
+
+
+def test_production_safe_defaults() -> None:
+    seen = probe({"SECRET_KEY": "s3cret", "DATABASE_URL": "sqlite://"})
+    assert seen["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert seen["SECURE_HSTS_SECONDS"] == 31536000
+    assert seen["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert seen["SECURE_HSTS_PRELOAD"] is True
+    assert seen["SESSION_COOKIE_SECURE"] is True
+    assert seen["CSRF_COOKIE_SECURE"] is True
+    assert seen["SECURE_SSL_REDIRECT"] is False  # the edge redirects
+    assert seen["STATIC_ROOT"] == str(APP_DIR / "staticfiles")
+    assert seen["ALLOWED_HOSTS"] == ["localhost", "127.0.0.1"]
+    assert seen["CELERY_BROKER_URL"] == seen["CELERY_RESULT_BACKEND"] == ""
+    # Each stays overridable from the environment.
+    seen = probe(
+        {
+            "SECRET_KEY": "s3cret",
+            "DATABASE_URL": "sqlite://",
+            "SECURE_PROXY_SSL_HEADER": "off",
+            "SECURE_HSTS_SECONDS": "60",
+            "SECURE_HSTS_INCLUDE_SUBDOMAINS": "false",
+            "SECURE_HSTS_PRELOAD": "no",
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "0",
+            "STATIC_ROOT": "/srv/static",
+            "CACHE_TTL": "45",
+        }
+    )
+    assert seen["SECURE_PROXY_SSL_HEADER"] is None
+    assert seen["SECURE_HSTS_SECONDS"] == 60
+    assert seen["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is seen["SECURE_HSTS_PRELOAD"] is False
+    assert seen["SESSION_COOKIE_SECURE"] is seen["CSRF_COOKIE_SECURE"] is False
+    assert seen["STATIC_ROOT"] == "/srv/static"
+    assert seen["CACHE_TTL"] == 45
+
+
+def test_old_variable_names_are_fallbacks() -> None:
+    seen = probe(
+        {
+            "SECRET_KEY": "old-secret",
+            "DATABASE_URL": "postgresql+psycopg2://app:pw@db1:6432/app",
+            "ALLOWED_HOSTS": "old.example.net",
+            "REDIS_CACHE_URL": "redis://:pw@cache1:6379/0",
+            "REDIS_SESSION_URL": "redis://:pw@cache1:6380/0",
+        }
+    )
+    assert seen["SECRET_KEY"] == "old-secret"
+    assert seen["ALLOWED_HOSTS"] == ["old.example.net"]
+    assert seen["CACHE"] == "redis://:pw@cache1:6379/0"
+    assert seen["SESSIONS"] == "redis://:pw@cache1:6380/0"
+    # Celery's URLs derived from the durable instance, as in the Flask app.
+    assert seen["CELERY_BROKER_URL"] == "redis://:pw@cache1:6380/1"
+    assert seen["CELERY_RESULT_BACKEND"] == "redis://:pw@cache1:6380/2"
+
+
+def test_redis_url_with_db() -> None:
+    assert config.redis_url_with_db("", 1) == ""
+    assert config.redis_url_with_db("rediss://app:pw@cache1:6380?ssl_cert_reqs=required", 2) == (
+        "rediss://app:pw@cache1:6380/2?ssl_cert_reqs=required"
+    )
+    with pytest.raises(ConfigError, match="REDIS_DURABLE_URL must be a redis://"):
+        config.redis_url_with_db("unix:///run/redis.sock", 1)

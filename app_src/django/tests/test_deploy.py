@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import DATABASE_URL, run_manage
+from .conftest import run_manage
 
-# What the deploy renders into app.env (with a TLS-terminating balancer in front).
+# What the deploy sends (the app role's generic contract): no security settings, the app's
+# defaults are the production ones (TLS-terminating balancer in front).
 PRODUCTION_ENV = {
     "SECRET_KEY": "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz",
-    "DATABASE_URL": DATABASE_URL,
-    "REDIS_CACHE_URL": "redis://app:pw@cache1:6379/0",
-    "REDIS_SESSION_URL": "redis://app:pw@cache1:6380/0",
-    "ALLOWED_HOSTS": "www.example.net,10.0.0.11,127.0.0.1,localhost",
-    "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
-    "SECURE_HSTS_SECONDS": "31536000",
-    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
-    "SECURE_HSTS_PRELOAD": "true",
+    "DJANGO_SECRET_KEY": "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz",
+    "DATABASE_URL": "postgresql://app:pw@db1:6432/app",
+    "REDIS_URL": "redis://app:pw@cache1:6379",
+    "REDIS_DURABLE_URL": "redis://app:pw@cache1:6380",
+    "CELERY_BROKER_URL": "redis://app:pw@cache1:6380",
+    "CELERY_RESULT_BACKEND": "redis://app:pw@cache1:6380",
+    "DJANGO_ALLOWED_HOSTS": "www.example.net,app1,10.0.0.11,127.0.0.1,localhost",
+    "DB_PREPARE_THRESHOLD": "5",
+    "APP_SERVER": "gunicorn",
+    "APP_INTERPRETER": "cpython",
 }
 
 
@@ -29,8 +32,8 @@ def test_check_deploy_is_clean() -> None:
 
 
 def test_check_deploy_names_what_is_missing() -> None:
-    env = {**PRODUCTION_ENV, "SECRET_KEY": "short", "SESSION_COOKIE_SECURE": "false"}
-    del env["SECURE_HSTS_SECONDS"]
+    env = {**PRODUCTION_ENV, "DJANGO_SECRET_KEY": "short", "SESSION_COOKIE_SECURE": "false"}
+    env["SECURE_HSTS_SECONDS"] = "0"
     result = run_manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode != 0
     for warning in ("security.W004", "security.W009", "security.W012"):

@@ -9,13 +9,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 
 from .cache import Cache, redis_from_url
-from .config import ConfigError, Settings, load_settings
+from .config import APP_ROOT, ConfigError, Settings, load_settings
 from .db import create_schema, make_engine, make_sessionmaker
 from .sessions import RedisSessionInterface
 from .state import AppState
+from .staticfiles import IMMUTABLE, digest_static, load_manifest
 from .taskqueue import make_celery
 from .views import bp
 
@@ -43,8 +44,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     settings = load_settings(overrides=config)
     _log_to_stderr()
-    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    # After `flask digest-static` (the deploy's prepare step) /static/ serves staticfiles/ and
+    # url_for('static', ...) links the hashed names; before it, static/ under the plain names.
+    manifest = load_manifest(settings.static_root)
+    static_folder = settings.static_root if manifest is not None else APP_ROOT / "static"
+    app = Flask(
+        __name__, template_folder="../templates", static_folder=str(static_folder), static_url_path="/static"
+    )
     app.config.update(SECRET_KEY=settings.secret_key, TESTING=settings.testing)
+    if manifest is not None:
+        _use_manifest(app, manifest)
 
     engine = make_engine(settings)
     cache_client = settings.redis_cache_client
@@ -84,4 +93,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         tables = create_schema(engine)
         click.echo(f"schema ready: {', '.join(tables)}")
 
+    @app.cli.command("digest-static")
+    def digest_static_command() -> None:
+        """Copy static/ into staticfiles/ with content-hashed names and staticfiles.json (idempotent)."""
+        paths, written = digest_static(APP_ROOT / "static", settings.static_root)
+        click.echo(f"{len(paths)} static files, {written} written to {settings.static_root}")
+
     return app
+
+
+def _use_manifest(app: Flask, manifest: dict[str, str]) -> None:
+    """Link hashed names and mark them immutable (their content never changes under that name)."""
+    hashed = frozenset(manifest.values())
+
+    @app.url_defaults
+    def _hashed_static_name(endpoint: str, values: dict[str, Any]) -> None:
+        if endpoint == "static" and "filename" in values:
+            values["filename"] = manifest.get(values["filename"], values["filename"])
+
+    @app.after_request
+    def _immutable_static(response: Response) -> Response:
+        if request.endpoint == "static" and (request.view_args or {}).get("filename") in hashed:
+            response.headers["Cache-Control"] = IMMUTABLE
+        return response

@@ -4,9 +4,10 @@
         --loglevel=INFO --concurrency=N
 
 Same environment as the web app: DATABASE_URL (and DB_* settings) for the tasks,
-CELERY_BROKER_URL / CELERY_RESULT_BACKEND, or REDIS_SESSION_URL to derive both from
-(db 1 and db 2 of the durable Redis). SECRET_KEY is not needed. A missing DATABASE_URL or
-broker stops the worker at start-up with a ConfigError naming the variable.
+CELERY_BROKER_URL / CELERY_RESULT_BACKEND (the deploy sets both), or REDIS_DURABLE_URL
+(formerly REDIS_SESSION_URL) to derive both from (db 1 and db 2 of the durable Redis).
+SECRET_KEY is not needed. A missing DATABASE_URL or broker stops the worker at start-up with
+a ConfigError naming the variable.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ def _from_environment() -> PystackCelery:
     settings = load_settings(require_secret_key=False)
     if not settings.celery_broker_url:
         raise ConfigError(
-            "CELERY_BROKER_URL is not set (nor REDIS_SESSION_URL to derive it from): refusing to start. "
+            "CELERY_BROKER_URL is not set (nor REDIS_DURABLE_URL to derive it from): refusing to start. "
             "Example: redis://app:PASSWORD@cache1:6380/1"
         )
     if not settings.celery_result_backend:
         raise ConfigError(
-            "CELERY_RESULT_BACKEND is not set (nor REDIS_SESSION_URL to derive it from): refusing to start. "
+            "CELERY_RESULT_BACKEND is not set (nor REDIS_DURABLE_URL to derive it from): refusing to start. "
             "Example: redis://app:PASSWORD@cache1:6380/2"
         )
     return make_celery(settings, set_as_current=True)

@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 SERVERS = ("gunicorn", "uwsgi")
+# The app's root (the release directory): static/, templates/, staticfiles/ live here.
+APP_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(RuntimeError):
@@ -22,8 +24,11 @@ class ConfigError(RuntimeError):
 class Settings:
     database_url: str
     secret_key: str
+    # REDIS_URL (cache instance) and REDIS_DURABLE_URL (durable instance: sessions, Celery).
     redis_cache_url: str = ""
     redis_session_url: str = ""
+    # Where `flask digest-static` writes and, once its manifest exists, what /static/ serves.
+    static_root: Path = field(default_factory=lambda: APP_ROOT / "staticfiles")
     cache_ttl: int = 30
     app_server: str = ""
     app_interpreter: str = ""
@@ -32,7 +37,7 @@ class Settings:
     db_max_overflow: int = 10
     # psycopg 3: executions of a query before it is prepared on the server (None: never).
     db_prepare_threshold: int | None = 5
-    # Celery: "" when neither CELERY_* nor REDIS_SESSION_URL is set (then /api/tasks answers 503).
+    # Celery: "" when neither CELERY_* nor REDIS_DURABLE_URL is set (then /api/tasks answers 503).
     celery_broker_url: str = ""
     celery_result_backend: str = ""
     testing: bool = False
@@ -52,8 +57,9 @@ def release_from_path(package_dir: Path | None = None) -> str:
     return root.name if root.parent.name == "releases" else ""
 
 
-# Celery's defaults when only REDIS_SESSION_URL is set: the same durable instance and ACL user,
-# broker on db 1 and results on db 2 (sessions stay on the db of REDIS_SESSION_URL).
+# Celery's defaults when only REDIS_DURABLE_URL is set: the same durable instance and ACL user,
+# broker on db 1 and results on db 2 (sessions stay on the db of REDIS_DURABLE_URL). The deploy
+# sets CELERY_BROKER_URL and CELERY_RESULT_BACKEND itself (the durable URL, db 0).
 CELERY_BROKER_DB = 1
 CELERY_RESULT_DB = 2
 
@@ -63,7 +69,7 @@ def redis_url_with_db(url: str, db: int) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
         raise ConfigError(
-            f"REDIS_SESSION_URL must be a redis:// or rediss:// URL to derive the Celery defaults from, "
+            f"REDIS_DURABLE_URL must be a redis:// or rediss:// URL to derive the Celery defaults from, "
             f"got scheme {parts.scheme!r}: set CELERY_BROKER_URL and CELERY_RESULT_BACKEND instead"
         )
     return urlunsplit(parts._replace(path=f"/{db}"))
@@ -142,8 +148,12 @@ def load_settings(
     values: dict[str, Any] = {
         "DATABASE_URL": env.get("DATABASE_URL", ""),
         "SECRET_KEY": env.get("SECRET_KEY", ""),
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "REDIS_DURABLE_URL": env.get("REDIS_DURABLE_URL", ""),
+        # The names earlier deploys used, read when the new ones are unset.
         "REDIS_CACHE_URL": env.get("REDIS_CACHE_URL", ""),
         "REDIS_SESSION_URL": env.get("REDIS_SESSION_URL", ""),
+        "STATIC_ROOT": env.get("STATIC_ROOT", ""),
         "CACHE_TTL": env.get("CACHE_TTL", "30"),
         "APP_SERVER": env.get("APP_SERVER", ""),
         "APP_INTERPRETER": env.get("APP_INTERPRETER", ""),
@@ -184,7 +194,8 @@ def load_settings(
     app_server = str(values["APP_SERVER"] or "").strip().lower()
     if app_server and app_server not in SERVERS:
         raise ConfigError(f"APP_SERVER must be one of {', '.join(SERVERS)} (or unset), got {app_server!r}")
-    redis_session_url = str(values["REDIS_SESSION_URL"] or "")
+    redis_cache_url = str(values["REDIS_URL"] or values["REDIS_CACHE_URL"] or "")
+    redis_session_url = str(values["REDIS_DURABLE_URL"] or values["REDIS_SESSION_URL"] or "")
     celery_broker_url = str(values["CELERY_BROKER_URL"] or "")
     celery_result_backend = str(values["CELERY_RESULT_BACKEND"] or "")
     if redis_session_url and not celery_broker_url:
@@ -199,8 +210,9 @@ def load_settings(
     return Settings(
         database_url=database_url,
         secret_key=secret_key,
-        redis_cache_url=str(values["REDIS_CACHE_URL"] or ""),
+        redis_cache_url=redis_cache_url,
         redis_session_url=redis_session_url,
+        static_root=Path(values["STATIC_ROOT"] or APP_ROOT / "staticfiles"),
         cache_ttl=_int("CACHE_TTL", values["CACHE_TTL"], 1),
         app_server=app_server,
         app_interpreter=str(values["APP_INTERPRETER"] or ""),

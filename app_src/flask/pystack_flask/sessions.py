@@ -1,4 +1,4 @@
-"""Server-side sessions in Redis (REDIS_SESSION_URL): the cookie carries only a signed id.
+"""Server-side sessions in Redis (REDIS_DURABLE_URL): the cookie carries only a signed id.
 
 Flask opens the session on every request; this one reads Redis only when a view touches
 the session, so endpoints that never use it cost no round trip. A session Redis that is

@@ -171,7 +171,7 @@ def enqueue_task() -> ResponseReturnValue:
     limit = _int_arg("limit", SUMMARY_DEFAULT_LIMIT, 1, SUMMARY_MAX_LIMIT)
     celery = app_state.celery
     if not app_state.settings.celery_broker_url:
-        return _unavailable("task broker not configured: set CELERY_BROKER_URL (or REDIS_SESSION_URL)")
+        return _unavailable("task broker not configured: set CELERY_BROKER_URL (or REDIS_DURABLE_URL)")
     try:
         result = celery.tasks[SUMMARIZE_ITEMS].apply_async(args=(limit,))
     except QUEUE_ERRORS as exc:
@@ -192,7 +192,7 @@ def task_status(task_id: str) -> ResponseReturnValue:
     if not TASK_ID.fullmatch(task_id):
         return jsonify(error="invalid task id"), 404
     if not app_state.settings.celery_result_backend:
-        return _unavailable("result backend not configured: set CELERY_RESULT_BACKEND (or REDIS_SESSION_URL)")
+        return _unavailable("result backend not configured: set CELERY_RESULT_BACKEND (or REDIS_DURABLE_URL)")
     result = app_state.celery.AsyncResult(task_id)
     try:
         task_state = result.state

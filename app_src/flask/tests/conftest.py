@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -15,10 +16,17 @@ from pystack_flask.state import state
 
 # Nothing listens here: connection refused at once, like a Redis that is down.
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
+# No manifest there: the tests see plain static names, even after a local digest-static run.
+NO_STATIC_ROOT = str(Path(__file__).resolve().parent / "no-staticfiles")
 
 
 def make_app(**config: Any) -> Flask:
-    base: dict[str, Any] = {"TESTING": True, "DATABASE_URL": "sqlite://", "SECRET_KEY": "test-secret"}
+    base: dict[str, Any] = {
+        "TESTING": True,
+        "DATABASE_URL": "sqlite://",
+        "SECRET_KEY": "test-secret",
+        "STATIC_ROOT": NO_STATIC_ROOT,
+    }
     base.update(config)
     app = create_app(base)
     with app.app_context():

@@ -151,3 +151,48 @@ def test_psycopg_engine_prepares_after_the_threshold(
         "connect_timeout": db.CONNECT_TIMEOUT_SECONDS,
         "prepare_threshold": expected,
     }
+
+
+def test_redis_urls_new_names_and_fallbacks() -> None:
+    new = {"REDIS_URL": "redis://app:pw@cache1:6379", "REDIS_DURABLE_URL": "redis://app:pw@cache1:6380"}
+    old = {"REDIS_CACHE_URL": "redis://:old@cache1:6379/0", "REDIS_SESSION_URL": "redis://:old@cache1:6380/0"}
+    settings = load_settings({**PROD_ENV, **new, **old})
+    assert settings.redis_cache_url == new["REDIS_URL"]
+    assert settings.redis_session_url == new["REDIS_DURABLE_URL"]
+    settings = load_settings({**PROD_ENV, **old})
+    assert settings.redis_cache_url == old["REDIS_CACHE_URL"]
+    assert settings.redis_session_url == old["REDIS_SESSION_URL"]
+    settings = load_settings(PROD_ENV)
+    assert (settings.redis_cache_url, settings.redis_session_url) == ("", "")
+    assert (
+        load_settings(PROD_ENV, {"REDIS_URL": "redis://cache2:6379"}).redis_cache_url == "redis://cache2:6379"
+    )
+
+
+def test_deploy_environment() -> None:
+    # What the deploy sends: plain postgresql:// (pgbouncer), Redis URLs without a db, both Celery
+    # URLs on the durable instance; no CACHE_TTL.
+    durable = "redis://app:pw@cache1:6380"
+    settings = load_settings(
+        {
+            "SECRET_KEY": "k" * 50,
+            "DJANGO_SECRET_KEY": "k" * 50,
+            "DATABASE_URL": "postgresql://app:pw@db1:6432/app",
+            "REDIS_URL": "redis://app:pw@cache1:6379",
+            "REDIS_DURABLE_URL": durable,
+            "CELERY_BROKER_URL": durable,
+            "CELERY_RESULT_BACKEND": durable,
+            "RQ_REDIS_URL": durable,
+            "DB_PREPARE_THRESHOLD": "off",
+            "APP_SERVER": "gunicorn",
+            "APP_INTERPRETER": "cpython",
+        }
+    )
+    assert settings.database_url == f"postgresql+{DRIVER}://app:pw@db1:6432/app"
+    assert settings.redis_cache_url == "redis://app:pw@cache1:6379"
+    assert settings.redis_session_url == durable
+    assert settings.celery_broker_url == settings.celery_result_backend == durable
+    assert settings.cache_ttl == 30
+    assert settings.db_prepare_threshold is None
+    assert settings.static_root.name == "staticfiles"
+    assert settings.static_root.parent == Path(__file__).resolve().parent.parent

@@ -175,11 +175,11 @@ def test_not_configured_is_503() -> None:
     assert client.get("/api/tasks/abc").status_code == 503
 
 
-def test_urls_default_to_the_session_redis() -> None:
+def test_urls_default_to_the_durable_redis() -> None:
     env = {
         "SECRET_KEY": "x",
         "DATABASE_URL": "sqlite://",
-        "REDIS_SESSION_URL": "redis://app:p%40w@cache1:6380/0",
+        "REDIS_DURABLE_URL": "redis://app:p%40w@cache1:6380/0",
     }
     settings = load_settings(env)
     assert settings.celery_broker_url == "redis://app:p%40w@cache1:6380/1"
@@ -191,8 +191,8 @@ def test_urls_default_to_the_session_redis() -> None:
     assert redis_url_with_db("rediss://app:pw@cache1:6380?ssl_cert_reqs=required", 1) == (
         "rediss://app:pw@cache1:6380/1?ssl_cert_reqs=required"
     )
-    with pytest.raises(ConfigError, match="CELERY_BROKER_URL and CELERY_RESULT_BACKEND"):
-        load_settings({**env, "REDIS_SESSION_URL": "unix:///run/redis.sock"})
+    with pytest.raises(ConfigError, match=r"REDIS_DURABLE_URL must be a redis:// .* CELERY_BROKER_URL and"):
+        load_settings({**env, "REDIS_DURABLE_URL": "unix:///run/redis.sock"})
     with pytest.raises(ConfigError, match="CELERY_BROKER_URL must be a URL"):
         load_settings({**env, "CELERY_BROKER_URL": "cache1:6380"})
 
@@ -206,7 +206,7 @@ def test_worker_settings_need_no_secret_key() -> None:
 
 def test_celery_configuration() -> None:
     settings = load_settings(
-        {"DATABASE_URL": "sqlite://", "REDIS_SESSION_URL": "redis://app:pw@cache1:6380/0"},
+        {"DATABASE_URL": "sqlite://", "REDIS_DURABLE_URL": "redis://app:pw@cache1:6380/0"},
         require_secret_key=False,
     )
     conf = celery_config(settings)
@@ -245,10 +245,25 @@ def _import_worker_app(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_worker_app_reads_the_environment() -> None:
     done = _import_worker_app(
-        {"DATABASE_URL": "sqlite://", "REDIS_SESSION_URL": "redis://app:pw@127.0.0.1:1/0"}
+        {"DATABASE_URL": "sqlite://", "REDIS_DURABLE_URL": "redis://app:pw@127.0.0.1:1/0"}
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["redis://app:pw@127.0.0.1:1/1", "pystack_flask"]
+
+
+def test_worker_app_reads_the_deploys_celery_urls() -> None:
+    # What the deploy sends: both Celery URLs on the durable instance, db 0, next to REDIS_DURABLE_URL.
+    durable = "redis://app:pw@127.0.0.1:1"
+    done = _import_worker_app(
+        {
+            "DATABASE_URL": "sqlite://",
+            "REDIS_DURABLE_URL": durable,
+            "CELERY_BROKER_URL": durable,
+            "CELERY_RESULT_BACKEND": durable,
+        }
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [durable, "pystack_flask"]
 
 
 def test_worker_app_refuses_to_start_without_broker() -> None:
