@@ -5,6 +5,7 @@ survives worker crashes, reloads and interpreter switches."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -91,6 +92,18 @@ def test_psycopg_nodes_use_prepared_statements_through_pgbouncer(app_host):
         assert binds == 0, (before, after)
 
 
+def test_static_files_get_content_hashed_names(app_host):
+    # The lab's prepare command for the Flask app (flask --app wsgi digest-static).
+    static = "/opt/pystack/current/staticfiles"
+    manifest = json.loads(app_host.file(f"{static}/staticfiles.json").content_string)
+    hashed = manifest["paths"]["css/site.css"]
+    assert re.fullmatch(r"css/site\.[0-9a-f]{12}\.css", hashed), hashed
+    status, headers, _ = get(app_host, f"{BASE}/static/{hashed}")
+    assert status == 200
+    assert "immutable" in headers["cache-control"]
+    assert f"/static/{hashed}" in get(app_host, BASE + "/")[2]
+
+
 def test_listens_on_its_private_address_and_loopback_only(app_host):
     sockets = set(app_host.check_output("ss -Hltn 'sport = :8000' | awk '{print $4}'").split())
     private = app_host.check_output("hostname -I").split()[0]
@@ -101,7 +114,7 @@ def test_environment_file_is_private_to_the_app_user(app_host):
     env = app_host.file("/etc/pystack/app.env")
     assert env.user == "pystack-app"
     assert env.mode == 0o600
-    assert "DATABASE_URL=postgresql+" in env.content_string
+    assert "DATABASE_URL=postgresql://app:" in env.content_string
 
 
 def test_unit_is_hardened(app_host):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 
 import pytest
@@ -86,3 +87,34 @@ def test_the_migration_ran_exactly_once(host):
         if log.exists:
             records += log.content_string.splitlines()
     assert len(records) == 1, records
+
+
+def test_settings_come_as_a_django_project_reads_them(app_host):
+    env = dict(
+        line.split("=", 1) for line in app_host.file("/etc/pystack/app.env").content_string.splitlines() if "=" in line
+    )
+    # dj-database-url's form, no driver suffix; the project names its own settings module.
+    assert env["DATABASE_URL"].startswith("postgresql://app:")
+    assert env["DJANGO_SETTINGS_MODULE"] == "pystack_django.settings"
+    assert env["DJANGO_SECRET_KEY"] == env["SECRET_KEY"]
+    assert "127.0.0.1" in env["DJANGO_ALLOWED_HOSTS"].split(",")
+
+
+def test_a_celery_task_enqueued_through_django_runs_on_the_worker(host):
+    if host.backend.get_hostname() != DJANGO_HOSTS[0]:
+        pytest.skip("run once")
+    worker = host.get_host("ansible://pystack-django-worker", ansible_inventory=host.backend.ansible_inventory)
+    # The worker runs `celery -A pystack_django worker`, the django preset's default.
+    assert "celery -A pystack_django worker" in worker.file("/etc/pystack/worker.sh").content_string
+    status, _, body = get(host, BASE + "/api/tasks?limit=10", "POST")
+    assert status == 202, body
+    task_id = json.loads(body)["id"]
+    deadline = time.monotonic() + 60
+    while True:
+        status, _, body = get(host, f"{BASE}/api/tasks/{task_id}")
+        result = json.loads(body)
+        if result["state"] in ("SUCCESS", "FAILURE") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert result["state"] == "SUCCESS", result
+    assert result["result"]["worker"] == worker.check_output("hostname")
