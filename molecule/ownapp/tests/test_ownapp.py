@@ -204,3 +204,22 @@ def test_a_worker_host_without_a_command_is_refused(host):
     assert run.rc != 0
     assert "app_worker_command is empty" in run.output and "app_celery_app" in run.output, run.output[-3000:]
     assert run.changed() == 0, run.output
+
+
+def test_a_new_release_switches_gracefully_and_keeps_the_shared_folders(host, tmp_path):
+    only(host, APPS[0])
+    assert host.check_output("readlink /opt/pystack/current/uploads") == "/opt/pystack/shared/uploads"
+    assert host.file("/opt/pystack/shared/uploads").user == "pystack-app"
+    assert "/opt/pystack/shared" in host.check_output("systemctl show -p ReadWritePaths --value pystack-app")
+    host.run("runuser -u pystack-app -- sh -c 'echo kept > /opt/pystack/shared/uploads/avatar.txt'")
+    before = current_release(host)
+    src = tmp_path / "teamapp"
+    shutil.copytree(TEAMAPP, src, ignore=shutil.ignore_patterns("__pycache__", ".venv"))
+    (src / "CHANGELOG.md").write_text("1.0.1: a new release\n")
+    run = run_playbook(converge_playbook(), {"app_source_path": str(src)}, "--limit", host.backend.get_hostname())
+    assert run.rc == 0, run.output[-3000:]
+    after = current_release(host)
+    # New code, same virtualenv: a new release, reloaded (not restarted), proven by the probe.
+    assert after != before and after.split("-", 1)[1] == before.split("-", 1)[1]
+    assert json.loads(probe(host)[1])["release"] == after
+    assert host.file("/opt/pystack/current/uploads/avatar.txt").content_string == "kept\n"
