@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 
 import pytest
 from stackhelpers import http as get
-from stackhelpers import pgbouncer_stats, write_items
+from stackhelpers import pgbouncer_stats, run_task, write_items
 
 BASE = "http://127.0.0.1:8000"
 DJANGO_HOSTS = ("pystack-django-cpython", "pystack-django-pyston")
@@ -106,15 +105,6 @@ def test_a_celery_task_enqueued_through_django_runs_on_the_worker(host):
     worker = host.get_host("ansible://pystack-django-worker", ansible_inventory=host.backend.ansible_inventory)
     # The worker runs `celery -A pystack_django worker`, the django preset's default.
     assert "celery -A pystack_django worker" in worker.file("/etc/pystack/worker.sh").content_string
-    status, _, body = get(host, BASE + "/api/tasks?limit=10", "POST")
-    assert status == 202, body
-    task_id = json.loads(body)["id"]
-    deadline = time.monotonic() + 60
-    while True:
-        status, _, body = get(host, f"{BASE}/api/tasks/{task_id}")
-        result = json.loads(body)
-        if result["state"] in ("SUCCESS", "FAILURE") or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    result = run_task(host, BASE)
     assert result["state"] == "SUCCESS", result
     assert result["result"]["worker"] == worker.check_output("hostname")

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +109,20 @@ def write_items(host, base: str, count: int, prefix: str) -> None:
         item = {"name": f"{prefix}-{uuid.uuid4().hex[:8]}-{i}", "category": prefix, "tags": [prefix]}
         status, _, body = http(host, base + "/api/items", "POST", {"items": [item]})
         assert status == 201, body
+
+
+def run_task(host, base: str, insecure: bool = False, timeout: float = 60) -> dict:
+    """Enqueue a task through a reference app at `base` (POST /api/tasks) and wait for its end.
+
+    Returns the app's last answer about it: {"id", "state", "result"}.
+    """
+    status, _, body = http(host, base + "/api/tasks?limit=10", "POST", insecure=insecure)
+    assert status == 202, body
+    task_id = json.loads(body)["id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, body = http(host, f"{base}/api/tasks/{task_id}", insecure=insecure)
+        result = json.loads(body)
+        if result["state"] in ("SUCCESS", "FAILURE") or time.monotonic() > deadline:
+            return result
+        time.sleep(1)
