@@ -7,8 +7,8 @@ import re
 import uuid
 
 import pytest
+from stackhelpers import env_file, pgbouncer_stats, run_task, write_items
 from stackhelpers import http as get
-from stackhelpers import pgbouncer_stats, run_task, write_items
 
 BASE = "http://127.0.0.1:8000"
 DJANGO_HOSTS = ("pystack-django-cpython", "pystack-django-pyston")
@@ -89,9 +89,7 @@ def test_the_migration_ran_exactly_once(host):
 
 
 def test_settings_come_as_a_django_project_reads_them(app_host):
-    env = dict(
-        line.split("=", 1) for line in app_host.file("/etc/pystack/app.env").content_string.splitlines() if "=" in line
-    )
+    env = env_file(app_host)
     # dj-database-url's form, no driver suffix; the project names its own settings module.
     assert env["DATABASE_URL"].startswith("postgresql://app:")
     assert env["DJANGO_SETTINGS_MODULE"] == "pystack_django.settings"

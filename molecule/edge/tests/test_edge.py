@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from stackhelpers import PROJECT, http, run_playbook, write_items
+from stackhelpers import PROJECT, env_file, http, run_playbook, write_items
 
 EDGE = PROJECT / "playbooks" / "edge.yml"
 BASE = "https://127.0.0.1"
@@ -247,8 +247,8 @@ def test_no_prepared_statements_through_a_pgbouncer_that_cannot_keep_them(host, 
     if host.backend.get_hostname() != "pystack-edge-lb-haproxy":
         pytest.skip("run once")
     app = inventory_host(name)
-    env = app.file("/etc/pystack/app.env").content_string
-    assert "DB_PREPARE_THRESHOLD=off" in env.splitlines(), env
+    env = env_file(app)
+    assert env["DB_PREPARE_THRESHOLD"] == "off", env
     write_items(app, "http://127.0.0.1:8000", 60, "edge")
 
 

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from stackhelpers import converge_playbook, http, run_playbook
+from stackhelpers import converge_playbook, env_file, http, run_playbook
 
 LB = "https://127.0.0.1"
 LOCAL = "http://127.0.0.1:8000"
@@ -38,7 +38,7 @@ def psql(host, query: str) -> str:
 
 def probe(host, token: str | None = None) -> tuple[int, str]:
     if token is None:
-        token = host.check_output("sed -n 's/^PYSTACK_PROBE_TOKEN=//p' /etc/pystack/app.env")
+        token = env_file(host)["PYSTACK_PROBE_TOKEN"]
     status, _, body = http(host, LOCAL + "/.pystack/deploy", options=("-H", f"X-Pystack-Probe: {token}"))
     return status, body
 
@@ -62,7 +62,7 @@ def test_the_deploy_verified_interpreter_and_release_without_the_apps_help(host)
 
 def test_the_probe_does_not_answer_through_the_balancer(host):
     only(host, "pystack-own-lb")
-    token = other(host, APPS[0]).check_output("sed -n 's/^PYSTACK_PROBE_TOKEN=//p' /etc/pystack/app.env")
+    token = env_file(other(host, APPS[0]))["PYSTACK_PROBE_TOKEN"]
     for _ in range(4):
         status, _, _ = http(host, LB + "/.pystack/deploy", insecure=True, options=("-H", f"X-Pystack-Probe: {token}"))
         assert status == 404
@@ -70,9 +70,7 @@ def test_the_probe_does_not_answer_through_the_balancer(host):
 
 def test_settings_come_in_the_names_apps_read(host):
     only(host, *APPS)
-    env = dict(
-        line.split("=", 1) for line in host.file("/etc/pystack/app.env").content_string.splitlines() if "=" in line
-    )
+    env = env_file(host)
     assert env["DATABASE_URL"].startswith("postgresql://app:")
     assert env["DATABASE_URL"].endswith("@pystack-own-data:6432/app")
     assert env["REDIS_URL"].startswith("redis://app:") and env["REDIS_URL"].endswith(":6379")
@@ -213,6 +211,7 @@ def test_a_new_release_switches_gracefully_and_keeps_the_shared_folders(host, tm
     assert "/opt/pystack/shared" in host.check_output("systemctl show -p ReadWritePaths --value pystack-app")
     host.run("runuser -u pystack-app -- sh -c 'echo kept > /opt/pystack/shared/uploads/avatar.txt'")
     before = current_release(host)
+    master = host.check_output("systemctl show -p MainPID --value pystack-app")
     src = tmp_path / "teamapp"
     shutil.copytree(TEAMAPP, src, ignore=shutil.ignore_patterns("__pycache__", ".venv"))
     (src / "CHANGELOG.md").write_text("1.0.1: a new release\n")
@@ -221,5 +220,6 @@ def test_a_new_release_switches_gracefully_and_keeps_the_shared_folders(host, tm
     after = current_release(host)
     # New code, same virtualenv: a new release, reloaded (not restarted), proven by the probe.
     assert after != before and after.split("-", 1)[1] == before.split("-", 1)[1]
+    assert host.check_output("systemctl show -p MainPID --value pystack-app") == master
     assert json.loads(probe(host)[1])["release"] == after
     assert host.file("/opt/pystack/current/uploads/avatar.txt").content_string == "kept\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 import uuid
@@ -126,3 +127,9 @@ def run_task(host, base: str, insecure: bool = False, timeout: float = 60) -> di
         if result["state"] in ("SUCCESS", "FAILURE") or time.monotonic() > deadline:
             return result
         time.sleep(1)
+
+
+def env_file(host, path: str = "/etc/pystack/app.env") -> dict[str, str]:
+    """The variables of an environment file the app role writes (KEY="value", shell quoting)."""
+    pairs = (line.split("=", 1) for line in host.file(path).content_string.splitlines() if "=" in line)
+    return {key: (shlex.split(value) or [""])[0] for key, value in pairs if not key.startswith("#")}

@@ -11,10 +11,11 @@ os.environ before the app is imported, so the app never sees it.
 
 The deploy also runs this file before it switches to a release:
 
-    python pystack_serve.py check MODULE PATH
+    python pystack_serve.py check MODULE PATH [HOST]
 
 in the release directory, with the app's environment: it imports the app
-and calls it once for PATH (a GET, as from loopback) without any server.
+and calls it once for PATH (a GET from loopback, Host HOST or 127.0.0.1)
+without any server.
 Exit 0 when the answer is 2xx or 3xx; otherwise the status, or the app's
 traceback, and exit 1.
 """
@@ -32,12 +33,12 @@ import sys
 import traceback
 
 PROBE_PATH = "/.pystack/deploy"
-_RELEASES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "releases")
+_RELEASES = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "releases")
 _TOKEN = os.environ.pop("PYSTACK_PROBE_TOKEN", "")
 
 
 def load(spec: str):
-    """The WSGI callable named by "module:attribute" or "module:factory(args)"."""
+    """The WSGI callable named by "module:attribute" or "module:factory(args)", as gunicorn reads it."""
     module_name, _, target = spec.partition(":")
     target = target or "application"
     call = re.fullmatch(r"([\w.]+)\((.*)\)", target)
@@ -45,8 +46,11 @@ def load(spec: str):
     for part in (call.group(1) if call else target).split("."):
         obj = getattr(obj, part)
     if call:
-        args = ast.literal_eval(f"({call.group(2)},)") if call.group(2).strip() else ()
-        obj = obj(*args)
+        # Literal arguments only, positional or keyword: f(1, "x", debug=True).
+        node = ast.parse(f"f({call.group(2)})", mode="eval").body
+        args = [ast.literal_eval(a) for a in node.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+        obj = obj(*args, **kwargs)
     if not callable(obj):
         raise TypeError(f"{spec} is {type(obj).__name__}, not a WSGI callable")
     return obj
@@ -116,7 +120,7 @@ def wrap(app, release: str, token: str):
     return application
 
 
-def check(spec: str, path: str) -> int:
+def check(spec: str, path: str, host: str = "127.0.0.1") -> int:
     """Import the app and ask it for `path` once, in this process. 0 when 2xx or 3xx."""
     sys.path.insert(0, os.getcwd())
     try:
@@ -131,10 +135,10 @@ def check(spec: str, path: str) -> int:
         "SCRIPT_NAME": "",
         "PATH_INFO": path_info,
         "QUERY_STRING": query,
-        "SERVER_NAME": "127.0.0.1",
+        "SERVER_NAME": host.partition(":")[0],
         "SERVER_PORT": "80",
         "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1",
+        "HTTP_HOST": host,
         "HTTP_USER_AGENT": "pystack-deploy-check",
         "REMOTE_ADDR": "127.0.0.1",
         "wsgi.version": (1, 0),
@@ -172,9 +176,9 @@ def check(spec: str, path: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "check":
-        sys.exit("usage: pystack_serve.py check MODULE:CALLABLE PATH")
-    sys.exit(check(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) not in (4, 5) or sys.argv[1] != "check":
+        sys.exit("usage: pystack_serve.py check MODULE:CALLABLE PATH [HOST]")
+    sys.exit(check(*sys.argv[2:]))
 else:
     _spec = os.environ.get("PYSTACK_APP_MODULE", "")
     if _spec:
