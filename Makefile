@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
-LAB_IMAGES ?= pystack/debian:trixie pystack/debian:bookworm pystack/debian:bullseye
+LAB_IMAGES ?= pystack/debian:trixie pystack/debian:bookworm pystack/debian:bullseye pystack/debian:forky
 # Scenarios `make test` runs, in order (default: every directory with a molecule.yml).
 SCENARIOS ?=
 
