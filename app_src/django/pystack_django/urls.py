@@ -6,7 +6,7 @@ from django.conf import settings
 from django.urls import path
 from django.views.decorators.cache import cache_page
 
-from items import views
+from items import async_views, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/session", views.session_visits, name="session"),
     path("api/tasks", views.enqueue_task, name="tasks"),
     path("api/tasks/<str:task_id>", views.task_status, name="task"),
+    # An async view (asyncio.gather over redis.asyncio): it pays under ASGI (asgi.py).
+    path("api/async/redis", async_views.redis_fanout, name="async-redis"),
     path("page", views.cpu_page, name="page"),
     # The whole response (headers and body) is cached in the "default" cache for CACHE_TTL
     # seconds: a hit skips the view. Compare with /page to see what a page cache buys.

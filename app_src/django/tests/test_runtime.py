@@ -59,6 +59,8 @@ def test_detect_interpreter() -> None:
     assert detect_interpreter("PyPy", pyston_active=False) == "pypy"
     assert detect_interpreter("CPython", pyston_active=True) == "pyston"
     assert detect_interpreter("CPython", pyston_active=False) == "cpython"
+    # pyston-lite installed but off (DISABLE_PYSTON): a pyston node with its JIT off.
+    assert detect_interpreter("CPython", pyston_active=False, pyston_installed=True) == "pyston"
 
 
 def test_pyston_detection_uses_immortal_true(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,4 +77,30 @@ def test_detect_server() -> None:
     assert detect_server("uwsgi", {}) == "uwsgi"
     assert detect_server("", {"uwsgi": marker, "gunicorn": marker}) == "uwsgi"
     assert detect_server("", {"gunicorn": marker}) == "gunicorn"
+    assert detect_server("", {"granian": marker}) == "granian"
     assert detect_server("", {}) == "unknown"
+
+
+class _Jit:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def is_enabled(self) -> bool:
+        return self.enabled
+
+
+def test_cpython_jit_is_read_from_sys_jit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime.sys, "_jit", _Jit(True), raising=False)
+    assert runtime.cpython_jit_on() is True
+    monkeypatch.setattr(runtime.sys, "_jit", _Jit(False), raising=False)
+    assert runtime.cpython_jit_on() is False
+    monkeypatch.delattr(runtime.sys, "_jit", raising=False)
+    assert runtime.cpython_jit_on() is False
+
+
+def test_pypy_jit_off_is_what_pystack_jit_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime.sys, "pypy_translation_info", {"translation.jit": True}, raising=False)
+    monkeypatch.delitem(runtime.sys.modules, "pystack_jit", raising=False)
+    assert runtime.pypy_jit_on() is True
+    monkeypatch.setitem(runtime.sys.modules, "pystack_jit", type("M", (), {"jit_off": True}))
+    assert runtime.pypy_jit_on() is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import socket
@@ -26,22 +27,35 @@ def pyston_lite_active() -> bool:
     return sys.getrefcount(True) >= PYSTON_IMMORTAL_REFCOUNT
 
 
-def pypy_jit_built() -> bool:
-    """PyPy's JIT is compiled in on the usual platforms; a --jit off at run time is not visible."""
+def pypy_jit_on() -> bool:
+    """PyPy's JIT is compiled in on the usual platforms; the pystack virtualenv's pystack_jit.pth
+    turns it off at start-up when PYSTACK_JIT=0 (app_jit: false) and says so."""
     info = getattr(sys, "pypy_translation_info", None)
-    return bool(info.get("translation.jit", True)) if info is not None else False
+    built = bool(info.get("translation.jit", True)) if info is not None else False
+    return built and not getattr(sys.modules.get("pystack_jit"), "jit_off", False)
 
 
-def detect_interpreter(implementation: str, pyston_active: bool) -> str:
+def cpython_jit_on() -> bool:
+    """CPython 3.14+ built with its JIT runs it when PYTHON_JIT=1 (sys._jit)."""
+    jit = getattr(sys, "_jit", None)
+    return bool(jit is not None and jit.is_enabled())
+
+
+def pyston_lite_installed() -> bool:
+    """pyston-lite present but off (DISABLE_PYSTON): still a pyston node, with its JIT off."""
+    return importlib.util.find_spec("pyston_lite") is not None
+
+
+def detect_interpreter(implementation: str, pyston_active: bool, pyston_installed: bool = False) -> str:
     if implementation == "PyPy":
         return "pypy"
-    if pyston_active:
+    if pyston_active or pyston_installed:
         return "pyston"
     return "cpython"
 
 
 def detect_server(configured: str, modules: Mapping[str, Any]) -> str:
-    """APP_SERVER wins; otherwise uWSGI (its embedded `uwsgi` module) or gunicorn (imported)."""
+    """APP_SERVER wins; otherwise uWSGI (its embedded `uwsgi` module), granian or gunicorn (imported)."""
     if configured:
         return configured
     if "uwsgi" in modules:
@@ -52,6 +66,8 @@ def detect_server(configured: str, modules: Mapping[str, Any]) -> str:
         pass
     else:
         return "uwsgi"
+    if "granian" in modules:
+        return "granian"
     if "gunicorn" in modules:
         return "gunicorn"
     return "unknown"
@@ -60,8 +76,13 @@ def detect_server(configured: str, modules: Mapping[str, Any]) -> str:
 def interpreter_and_jit() -> tuple[str, bool]:
     """(`interpreter`, `jit`) as /runtime reports them; also used by the Celery tasks."""
     pyston = pyston_lite_active()
-    interpreter = detect_interpreter(platform.python_implementation(), pyston)
-    return interpreter, pyston or (interpreter == "pypy" and pypy_jit_built())
+    implementation = platform.python_implementation()
+    interpreter = detect_interpreter(
+        implementation, pyston, implementation == "CPython" and pyston_lite_installed()
+    )
+    if interpreter == "pypy":
+        return interpreter, pypy_jit_on()
+    return interpreter, pyston or cpython_jit_on()
 
 
 def runtime_info(

@@ -1,13 +1,15 @@
 """The app server's entry point, installed by the pystack app role.
 
-The server (gunicorn, uWSGI) runs `pystack_serve:application`: the app's own
-WSGI callable, named by PYSTACK_APP_MODULE ("module:attribute", or
-"module:factory()" for an app factory), behind one check. A GET of
-/.pystack/deploy from loopback, carrying the deploy's token in
-X-Pystack-Probe, is answered here with what this worker really runs: the
-release its code was imported from, the interpreter, its JIT and the server.
-Every other request goes to the app untouched. The token is taken out of
-os.environ before the app is imported, so the app never sees it.
+The server (gunicorn, uWSGI, granian) runs `pystack_serve:application`: the
+app's own WSGI or ASGI callable (PYSTACK_APP_PROTOCOL), named by
+PYSTACK_APP_MODULE ("module:attribute", or "module:factory()" for an app
+factory), behind one check. A GET of /.pystack/deploy from the node itself
+(loopback, or an address in PYSTACK_PROBE_PEERS), carrying the deploy's
+token in X-Pystack-Probe, is answered here with what this worker really
+runs: the release its code was imported from, the interpreter, whether its
+JIT is on, the server and the protocol. Every other request goes to the app
+untouched. The token is taken out of os.environ before the app is imported,
+so the app never sees it.
 
 The deploy also runs this file before it switches to a release:
 
@@ -15,7 +17,7 @@ The deploy also runs this file before it switches to a release:
 
 in the release directory, with the app's environment: it imports the app
 and calls it once for PATH (a GET from loopback, Host HOST or 127.0.0.1)
-without any server.
+without any server, as WSGI or ASGI after PYSTACK_APP_PROTOCOL.
 Exit 0 when the answer is 2xx or 3xx; otherwise the status, or the app's
 traceback, and exit 1.
 """
@@ -23,7 +25,9 @@ traceback, and exit 1.
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -35,6 +39,8 @@ import traceback
 PROBE_PATH = "/.pystack/deploy"
 _RELEASES = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "releases")
 _TOKEN = os.environ.pop("PYSTACK_PROBE_TOKEN", "")
+_PEERS = frozenset(["127.0.0.1", "::1", *os.environ.pop("PYSTACK_PROBE_PEERS", "").split()])
+PROTOCOL = os.environ.get("PYSTACK_APP_PROTOCOL", "wsgi")
 
 
 def load(spec: str):
@@ -52,7 +58,7 @@ def load(spec: str):
         kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
         obj = obj(*args, **kwargs)
     if not callable(obj):
-        raise TypeError(f"{spec} is {type(obj).__name__}, not a WSGI callable")
+        raise TypeError(f"{spec} is {type(obj).__name__}, not a {PROTOCOL.upper()} callable")
     return obj
 
 
@@ -68,16 +74,25 @@ def _release_of(spec: str) -> str:
 
 
 def _interpreter() -> tuple[str, bool]:
+    """The interpreter and whether its JIT is on in this process, as each one tells it."""
     if platform.python_implementation() == "PyPy":
-        return "pypy", True
-    if sys.getrefcount(True) >= 2**48:  # pyston-lite's immortal objects
+        # Built with a JIT on the usual platforms; the virtualenv's pystack_jit.pth
+        # turns it off at start-up when PYSTACK_JIT=0 and records that it did.
+        built = bool(getattr(sys, "pypy_translation_info", {}).get("translation.jit", True))
+        return "pypy", built and not getattr(sys.modules.get("pystack_jit"), "jit_off", False)
+    if sys.getrefcount(True) >= 2**48:  # pyston-lite's immortal objects: its JIT is on
         return "pyston", True
-    return "cpython", False
+    if importlib.util.find_spec("pyston_lite") is not None:  # installed, off (DISABLE_PYSTON)
+        return "pyston", False
+    jit = getattr(sys, "_jit", None)  # CPython 3.14+: on when built with it and PYTHON_JIT=1
+    return "cpython", bool(jit is not None and jit.is_enabled())
 
 
 def _server() -> str:
     if "uwsgi" in sys.modules or "UWSGI_ORIGINAL_PROC_NAME" in os.environ:
         return "uwsgi"
+    if "granian" in sys.modules:
+        return "granian"
     if "gunicorn" in sys.modules:
         return "gunicorn"
     return ""
@@ -92,6 +107,7 @@ def _report(release: str) -> bytes:
             "jit": jit,
             "python_version": platform.python_version(),
             "server": _server(),
+            "protocol": PROTOCOL,
             "pid": os.getpid(),
         }
     ).encode()
@@ -103,7 +119,7 @@ def wrap(app, release: str, token: str):
             environ.get("PATH_INFO") == PROBE_PATH
             and token
             and environ.get("HTTP_X_PYSTACK_PROBE") == token
-            and environ.get("REMOTE_ADDR") in ("127.0.0.1", "::1")
+            and environ.get("REMOTE_ADDR") in _PEERS
         ):
             body = _report(release)
             start_response(
@@ -120,16 +136,63 @@ def wrap(app, release: str, token: str):
     return application
 
 
-def check(spec: str, path: str, host: str = "127.0.0.1") -> int:
-    """Import the app and ask it for `path` once, in this process. 0 when 2xx or 3xx."""
-    sys.path.insert(0, os.getcwd())
-    try:
-        app = load(spec)
-    except BaseException:
-        print(f"importing the app ({spec}) failed:", file=sys.stderr)
-        traceback.print_exc()
-        return 1
-    path_info, _, query = path.partition("?")
+def wrap_asgi(app, release: str, token: str):
+    async def application(scope, receive, send):
+        if (
+            scope["type"] == "http"
+            and scope.get("path") == PROBE_PATH
+            and token
+            and dict(scope.get("headers") or []).get(b"x-pystack-probe", b"").decode("latin-1") == token
+            and (scope.get("client") or ("",))[0] in _PEERS
+        ):
+            body = _report(release)
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return application
+
+
+def _call_asgi(app, path_info: str, query: str, host: str) -> tuple[str, bytes]:
+    """One GET through an ASGI app, in this process: (status line, body)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path_info,
+        "raw_path": path_info.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", host.encode()), (b"user-agent", b"pystack-deploy-check")],
+        "client": ("127.0.0.1", 0),
+        "server": (host.partition(":")[0], 80),
+        "state": {},
+    }
+    seen: dict[str, object] = {"body": b""}
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            seen["status"] = str(message["status"])
+        elif message["type"] == "http.response.body":
+            seen["body"] = seen["body"] + message.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return str(seen.get("status", "")), seen["body"]
+
+
+def _call_wsgi(app, path_info: str, query: str, host: str) -> tuple[str, bytes]:
+    """One GET through a WSGI app, in this process: (status line, body)."""
     environ = {
         "REQUEST_METHOD": "GET",
         "SCRIPT_NAME": "",
@@ -155,18 +218,32 @@ def check(spec: str, path: str, host: str = "127.0.0.1") -> int:
         seen["status"] = status
         return lambda data: None
 
+    result = app(environ, start_response)
     try:
-        result = app(environ, start_response)
-        try:
-            body = b"".join(result)
-        finally:
-            if hasattr(result, "close"):
-                result.close()
+        body = b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    return seen.get("status", ""), body
+
+
+def check(spec: str, path: str, host: str = "127.0.0.1") -> int:
+    """Import the app and ask it for `path` once, in this process. 0 when 2xx or 3xx."""
+    sys.path.insert(0, os.getcwd())
+    try:
+        app = load(spec)
     except BaseException:
-        print(f"GET {path} raised in the app:", file=sys.stderr)
+        print(f"importing the app ({spec}) failed:", file=sys.stderr)
         traceback.print_exc()
         return 1
-    status = seen.get("status", "")
+    path_info, _, query = path.partition("?")
+    call = _call_asgi if PROTOCOL == "asgi" else _call_wsgi
+    try:
+        status, body = call(app, path_info, query, host)
+    except BaseException:
+        print(f"GET {path} raised in the app ({PROTOCOL.upper()}):", file=sys.stderr)
+        traceback.print_exc()
+        return 1
     if status[:1] in ("2", "3"):
         print(f"GET {path}: {status}")
         return 0
@@ -182,4 +259,5 @@ if __name__ == "__main__":
 else:
     _spec = os.environ.get("PYSTACK_APP_MODULE", "")
     if _spec:
-        application = wrap(load(_spec), _release_of(_spec), _TOKEN)
+        _wrap = wrap_asgi if PROTOCOL == "asgi" else wrap
+        application = _wrap(load(_spec), _release_of(_spec), _TOKEN)
