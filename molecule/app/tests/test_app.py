@@ -14,7 +14,7 @@ from stackhelpers import converge_playbook, env_file, pgbouncer_stats, run_playb
 from stackhelpers import http as get
 
 UNIT = "pystack-app"
-BASE = "http://127.0.0.1:8000"
+PORT = 8000
 
 
 @pytest.fixture
@@ -26,13 +26,32 @@ def app_host(host):
 
 def settings(host) -> dict:
     v = host.ansible.get_variables()
-    return {"interpreter": v["app_interpreter"], "server": v.get("app_server", "gunicorn")}
+    interpreter = v["app_interpreter"]
+    return {
+        "interpreter": interpreter,
+        "server": v.get("app_server", "gunicorn"),
+        "jit": v.get("app_jit", interpreter in ("pyston", "pypy")),
+    }
+
+
+def base(host) -> str:
+    """Where the node's server answers locally: loopback, or granian's one (private) address."""
+    if settings(host)["server"] == "granian":
+        return f"http://{host.check_output('hostname -I').split()[0]}:{PORT}"
+    return f"http://127.0.0.1:{PORT}"
 
 
 def runtime(host) -> dict:
-    status, _, body = get(host, BASE + "/runtime")
+    status, _, body = get(host, base(host) + "/runtime")
     assert status == 200, body
     return json.loads(body)
+
+
+def deploy_probe(host) -> dict:
+    """What the server's own workers say they run (the role's probe, with the node's token)."""
+    token = env_file(host)["PYSTACK_PROBE_TOKEN"]
+    out = host.check_output(f"curl -s -H 'X-Pystack-Probe: {token}' {base(host)}/.pystack/deploy")
+    return json.loads(out)
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 1) -> None:
@@ -48,13 +67,34 @@ def test_runtime_reports_the_configured_interpreter_and_server(app_host):
     assert seen["interpreter"] == want["interpreter"]
     assert seen["server"] == want["server"]
     assert seen["framework"] == "flask"
-    assert seen["jit"] is (want["interpreter"] in ("pyston", "pypy"))
+    assert seen["jit"] is want["jit"]
     assert seen["host"] == app_host.check_output("hostname")
     assert seen["release"].split("-", 1)[1].startswith(want["interpreter"] + "-")
 
 
+def test_deploy_probe_reports_what_the_inventory_asks(app_host):
+    want = settings(app_host)
+    seen = deploy_probe(app_host)
+    assert (seen["interpreter"], seen["jit"], seen["server"], seen["protocol"]) == (
+        want["interpreter"],
+        want["jit"],
+        want["server"],
+        "wsgi",
+    )
+    assert seen["release"] == app_host.check_output("basename $(readlink /opt/pystack/current)")
+
+
+def test_canary_runs_cpython_with_its_jit(app_host):
+    if app_host.backend.get_hostname() != "pystack-app-jit":
+        pytest.skip("the forky canary")
+    seen = runtime(app_host)
+    assert seen["python_version"].startswith("3.14"), seen
+    assert (seen["interpreter"], seen["jit"]) == ("cpython", True)
+    assert env_file(app_host)["PYTHON_JIT"] == "1"
+
+
 def test_healthz_sees_postgresql_and_redis(app_host):
-    status, _, body = get(app_host, BASE + "/healthz")
+    status, _, body = get(app_host, base(app_host) + "/healthz")
     assert status == 200, body
     assert json.loads(body)["checks"] == {"postgresql": "ok", "redis": "ok"}
 
@@ -62,14 +102,14 @@ def test_healthz_sees_postgresql_and_redis(app_host):
 def test_items_come_from_postgresql_then_from_redis(app_host):
     name = f"item-{uuid.uuid4().hex[:8]}"
     status, _, body = get(
-        app_host, BASE + "/api/items", "POST", {"items": [{"name": name, "category": "t", "tags": ["x"]}]}
+        app_host, base(app_host) + "/api/items", "POST", {"items": [{"name": name, "category": "t", "tags": ["x"]}]}
     )
     assert status == 201, body
-    status, headers, body = get(app_host, BASE + "/api/items?limit=500")
+    status, headers, body = get(app_host, base(app_host) + "/api/items?limit=500")
     assert status == 200, body
     assert headers["x-cache"] == "MISS"
     assert name in {item["name"] for item in json.loads(body)}
-    status, headers, _ = get(app_host, BASE + "/api/items?limit=500")
+    status, headers, _ = get(app_host, base(app_host) + "/api/items?limit=500")
     assert headers["x-cache"] == "HIT"
 
 
@@ -82,7 +122,7 @@ def test_psycopg_nodes_use_prepared_statements_through_pgbouncer(app_host):
     prepares = settings(app_host)["interpreter"] != "pypy"
     db = app_host.get_host("ansible://pystack-app-db1", ansible_inventory=app_host.backend.ansible_inventory)
     before = pgbouncer_stats(db)
-    write_items(app_host, BASE, 60, "prep")
+    write_items(app_host, base(app_host), 60, "prep")
     after = pgbouncer_stats(db)
     binds = after["total_bind_count"] - before["total_bind_count"]
     if prepares:
@@ -98,16 +138,18 @@ def test_static_files_get_content_hashed_names(app_host):
     manifest = json.loads(app_host.file(f"{static}/staticfiles.json").content_string)
     hashed = manifest["paths"]["css/site.css"]
     assert re.fullmatch(r"css/site\.[0-9a-f]{12}\.css", hashed), hashed
-    status, headers, _ = get(app_host, f"{BASE}/static/{hashed}")
+    status, headers, _ = get(app_host, f"{base(app_host)}/static/{hashed}")
     assert status == 200
     assert "immutable" in headers["cache-control"]
-    assert f"/static/{hashed}" in get(app_host, BASE + "/")[2]
+    assert f"/static/{hashed}" in get(app_host, base(app_host) + "/")[2]
 
 
 def test_listens_on_its_private_address_and_loopback_only(app_host):
     sockets = set(app_host.check_output("ss -Hltn 'sport = :8000' | awk '{print $4}'").split())
     private = app_host.check_output("hostname -I").split()[0]
-    assert sockets == {"127.0.0.1:8000", f"{private}:8000"}
+    # granian serves one socket (systemd's): the private address.
+    want = {f"{private}:8000"} | (set() if settings(app_host)["server"] == "granian" else {"127.0.0.1:8000"})
+    assert sockets == want
 
 
 def test_environment_file_is_private_to_the_app_user(app_host):
@@ -147,14 +189,14 @@ def test_a_killed_worker_is_replaced(app_host):
     victim = min(before)
     app_host.run(f"kill -9 {victim}")
     wait_for(lambda: victim not in workers(app_host) and len(workers(app_host)) == len(before))
-    assert get(app_host, BASE + "/healthz")[0] == 200
+    assert get(app_host, base(app_host) + "/healthz")[0] == 200
 
 
 def test_a_killed_master_is_restarted_by_systemd(app_host):
     old = main_pid(app_host)
     app_host.run(f"kill -9 {old}")
     wait_for(lambda: main_pid(app_host) not in (0, old) and app_host.service(UNIT).is_running)
-    wait_for(lambda: get(app_host, BASE + "/healthz")[0] == 200)
+    wait_for(lambda: get(app_host, base(app_host) + "/healthz")[0] == 200)
 
 
 def test_reload_and_restart_drop_no_request(app_host):
@@ -164,7 +206,7 @@ def test_reload_and_restart_drop_no_request(app_host):
     # machine: 60 s each, and none may fail.
     app_host.run(
         "rm -f /tmp/codes; (for i in $(seq 400); do curl -s -m 60 -o /dev/null -w '%{http_code}\\n' "
-        f"{BASE}/page?rows=50 >> /tmp/codes; done) > /dev/null 2>&1 &"
+        f"{base(app_host)}/page?rows=50 >> /tmp/codes; done) > /dev/null 2>&1 &"
     )
     time.sleep(1)
     assert app_host.run(f"systemctl reload {UNIT}").rc == 0
@@ -195,11 +237,36 @@ def test_switching_the_interpreter_is_a_normal_deploy(app_host):
     assert len(app_host.check_output("ls /opt/pystack/releases").split()) >= 2
 
 
+def test_app_jit_is_one_variable_on_the_same_virtualenv(app_host):
+    # The A/B of a JIT: app_jit false on the forky canary (CPython's JIT) and
+    # the PyPy node, then back; each keeps its release and virtualenv.
+    name = app_host.backend.get_hostname()
+    if name != "pystack-app-jit":
+        pytest.skip("run once, for the canary and the PyPy node")
+    nodes = "pystack-app-jit,pystack-app-pypy"
+    pypy = app_host.get_host("ansible://pystack-app-pypy", ansible_inventory=app_host.backend.ansible_inventory)
+    releases = {h: h.check_output("readlink /opt/pystack/current") for h in (app_host, pypy)}
+    off = run_playbook(converge_playbook(), {"app_jit": False}, "--limit", nodes)
+    assert off.rc == 0, off.output
+    for node in (app_host, pypy):
+        assert node.check_output("readlink /opt/pystack/current") == releases[node]
+        assert deploy_probe(node)["jit"] is False
+        assert runtime(node)["jit"] is False
+    back = run_playbook(converge_playbook(), None, "--limit", nodes)
+    assert back.rc == 0, back.output
+    for node in (app_host, pypy):
+        assert deploy_probe(node)["jit"] is True
+        assert runtime(node)["jit"] is True
+
+
 @pytest.mark.parametrize(
     ("extra", "needles"),
     [
         ({"app_interpreter": "jython"}, ["app_interpreter", "cpython, pyston, pypy"]),
-        ({"app_server": "waitress"}, ["app_server", "gunicorn, uwsgi"]),
+        ({"app_server": "waitress"}, ["app_server", "gunicorn, uwsgi, granian"]),
+        ({"app_protocol": "http3"}, ["app_protocol", "wsgi, asgi"]),
+        ({"app_server": "uwsgi", "app_protocol": "asgi"}, ["app_protocol", "uwsgi"]),
+        ({"app_jit": True}, ["app_jit", "pystack-app-cpython", "CPython 3.13", "app_jit: false"]),
         ({"app_interpreter": "pyston"}, ["app_interpreter", "CPython 3.13"]),
         ({"app_workers": 0}, ["app_workers"]),
     ],

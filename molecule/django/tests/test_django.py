@@ -7,7 +7,7 @@ import re
 import uuid
 
 import pytest
-from stackhelpers import env_file, pgbouncer_stats, run_task, write_items
+from stackhelpers import converge_playbook, env_file, pgbouncer_stats, run_playbook, run_task, write_items
 from stackhelpers import http as get
 
 BASE = "http://127.0.0.1:8000"
@@ -106,3 +106,48 @@ def test_a_celery_task_enqueued_through_django_runs_on_the_worker(host):
     result = run_task(host, BASE)
     assert result["state"] == "SUCCESS", result
     assert result["result"]["worker"] == worker.check_output("hostname")
+
+
+def protocol(host) -> str:
+    return host.ansible.get_variables().get("app_protocol", "wsgi")
+
+
+def deploy_probe(host, base: str = BASE) -> dict:
+    token = env_file(host)["PYSTACK_PROBE_TOKEN"]
+    return json.loads(host.check_output(f"curl -s -H 'X-Pystack-Probe: {token}' {base}/.pystack/deploy"))
+
+
+def test_the_servers_workers_speak_the_protocol_asked(app_host):
+    seen = deploy_probe(app_host)
+    assert (seen["server"], seen["protocol"]) == ("gunicorn", protocol(app_host))
+    if protocol(app_host) == "asgi":
+        assert "uvicorn_worker.UvicornWorker" in app_host.file("/etc/pystack/gunicorn.conf.py").content_string
+
+
+def test_the_async_view_awaits_redis_on_either_protocol(app_host):
+    status, headers, body = get(app_host, BASE + "/api/async/redis?keys=20")
+    assert status == 200, body
+    seen = json.loads(body)
+    assert (seen["protocol"], seen["keys"]) == (protocol(app_host), 20)
+    assert seen["total"] >= 20
+    assert headers["cache-control"] == "no-store"
+
+
+def test_an_asgi_node_switches_to_granian_and_back(app_host):
+    # One variable: gunicorn (uvicorn's worker) -> granian's ASGI interface,
+    # same release and virtualenv packages but the server's, then back.
+    name = app_host.backend.get_hostname()
+    if name != "pystack-django-cpython":
+        pytest.skip("the ASGI node")
+    switched = run_playbook(converge_playbook(), {"app_server": "granian"}, "--limit", name)
+    assert switched.rc == 0, switched.output
+    private = f"http://{app_host.check_output('hostname -I').split()[0]}:8000"
+    seen = deploy_probe(app_host, private)
+    assert (seen["server"], seen["protocol"]) == ("granian", "asgi")
+    status, _, body = get(app_host, private + "/api/async/redis?keys=5")
+    assert status == 200, body
+    assert json.loads(body)["protocol"] == "asgi"
+    assert get(app_host, private + "/healthz")[0] == 200
+    back = run_playbook(converge_playbook(), None, "--limit", name)
+    assert back.rc == 0, back.output
+    assert (deploy_probe(app_host)["server"], deploy_probe(app_host)["protocol"]) == ("gunicorn", "asgi")
