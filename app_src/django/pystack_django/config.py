@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-SERVERS = ("gunicorn", "uwsgi")
+SERVERS = ("gunicorn", "uwsgi", "granian")
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 # libpq connect timeout: a dead pgbouncer fails a request (or /healthz) fast instead of hanging.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-SERVERS = ("gunicorn", "uwsgi")
+SERVERS = ("gunicorn", "uwsgi", "granian")
 # The app's root (the release directory): static/, templates/, staticfiles/ live here.
 APP_ROOT = Path(__file__).resolve().parent.parent
 

@@ -178,16 +178,30 @@ def _call_asgi(app, path_info: str, query: str, host: str) -> tuple[str, bytes]:
     }
     seen: dict[str, object] = {"body": b""}
 
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
+    async def main() -> None:
+        # The request once; then, like a server, nothing until the response
+        # is complete, and a disconnect after it.
+        done = asyncio.Event()
+        requested = []
 
-    async def send(message):
-        if message["type"] == "http.response.start":
-            seen["status"] = str(message["status"])
-        elif message["type"] == "http.response.body":
-            seen["body"] = seen["body"] + message.get("body", b"")
+        async def receive():
+            if not requested:
+                requested.append(True)
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
 
-    asyncio.run(app(scope, receive, send))
+        async def send(message):
+            if message["type"] == "http.response.start":
+                seen["status"] = str(message["status"])
+            elif message["type"] == "http.response.body":
+                seen["body"] = seen["body"] + message.get("body", b"")
+                if not message.get("more_body", False):
+                    done.set()
+
+        await app(scope, receive, send)
+
+    asyncio.run(main())
     return str(seen.get("status", "")), seen["body"]
 
 
