@@ -146,6 +146,7 @@ def database_from_url(
     *,
     implementation: str | None = None,
     prepare_threshold: int | None = DEFAULT_PREPARE_THRESHOLD,
+    conn_max_age: int = CONN_MAX_AGE_SECONDS,
 ) -> tuple[dict[str, Any], str]:
     """DATABASE_URL -> (DATABASES["default"], driver), parsed by dj-database-url.
 
@@ -190,7 +191,7 @@ def database_from_url(
             # pgbouncer (no SCRAM handshake per request, and psycopg's prepared statements stay
             # known to it), checked before reuse; pgbouncer hands out a server connection per
             # transaction. No named (server-side) cursor, which would have to outlive a transaction.
-            conn_max_age=CONN_MAX_AGE_SECONDS,
+            conn_max_age=conn_max_age,
             conn_health_checks=True,
             disable_server_side_cursors=True,
         )

@@ -72,8 +72,12 @@ DATABASE_URL = config.require(
 )
 # psycopg 3 (CPython, Pyston) binds on the server and prepares a query after
 # DB_PREPARE_THRESHOLD executions (default 5; "off" for a pgbouncer without max_prepared_statements).
+# Under ASGI (the deploy's PYSTACK_APP_PROTOCOL) Django serves each request's sync code in a
+# thread of its own: a kept connection would outlive it unused, so none is kept (Django's advice).
 _database, DATABASE_DRIVER = config.database_from_url(
-    DATABASE_URL, prepare_threshold=config.prepare_threshold(env)
+    DATABASE_URL,
+    prepare_threshold=config.prepare_threshold(env),
+    conn_max_age=0 if env.get("PYSTACK_APP_PROTOCOL") == "asgi" else config.CONN_MAX_AGE_SECONDS,
 )
 DATABASES: dict[str, dict[str, Any]] = {"default": _database}
 

@@ -317,3 +317,9 @@ def test_redis_url_with_db() -> None:
     )
     with pytest.raises(ConfigError, match="REDIS_DURABLE_URL must be a redis://"):
         config.redis_url_with_db("unix:///run/redis.sock", 1)
+
+
+def test_asgi_keeps_no_connection() -> None:
+    database, _ = database_from_url("postgresql://app:pw@db1:6432/app", conn_max_age=0)
+    assert database["CONN_MAX_AGE"] == 0
+    assert database_from_url("postgresql://app:pw@db1:6432/app")[0]["CONN_MAX_AGE"] == 300

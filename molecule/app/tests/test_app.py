@@ -5,9 +5,12 @@ survives worker crashes, reloads and interpreter switches."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from stackhelpers import converge_playbook, env_file, pgbouncer_stats, run_playbook, write_items
@@ -257,6 +260,50 @@ def test_app_jit_is_one_variable_on_the_same_virtualenv(app_host):
     for node in (app_host, pypy):
         assert deploy_probe(node)["jit"] is True
         assert runtime(node)["jit"] is True
+
+
+def test_new_code_reaches_granian_by_a_reload_under_load(app_host, tmp_path):
+    # New code in the same virtualenv: granian's workers are replaced one by
+    # one (HUP), its main process stays, and no request fails meanwhile.
+    if app_host.backend.get_hostname() != "pystack-app-jit":
+        pytest.skip("run once, for both granian nodes")
+    nodes = {app_host.backend.get_hostname(): app_host}
+    nodes["pystack-app-pypy"] = app_host.get_host(
+        "ansible://pystack-app-pypy", ansible_inventory=app_host.backend.ansible_inventory
+    )
+    source = tmp_path / "flask"
+    shutil.copytree(
+        Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "app_src" / "flask",
+        source,
+        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", ".ruff_cache"),
+    )
+    (source / "RELEASE-NOTE.txt").write_text("a change of code, not of requirements\n")
+    before = {name: (main_pid(node), deploy_probe(node)["release"]) for name, node in nodes.items()}
+    # Requests in a row until the deploy is over (at most 3000, about 5 minutes).
+    for node in nodes.values():
+        node.run(
+            "rm -f /tmp/reload-codes /tmp/reload-stop /tmp/reload-done; (for i in $(seq 3000); do "
+            "[ -e /tmp/reload-stop ] && break; curl -s -m 60 -o /dev/null -w '%{http_code}\\n' "
+            f"{base(node)}/page?rows=20 >> /tmp/reload-codes; sleep 0.05; done; touch /tmp/reload-done) "
+            "> /dev/null 2>&1 &"
+        )
+    try:
+        run = run_playbook(converge_playbook(), {"app_source_path": str(source)}, "--limit", ",".join(nodes))
+        assert run.rc == 0, run.output
+        for name, node in nodes.items():
+            pid, release = before[name]
+            seen = deploy_probe(node)
+            assert seen["release"] != release
+            assert seen["release"].split("-", 1)[1] == release.split("-", 1)[1], "same virtualenv"
+            assert main_pid(node) == pid, "reloaded, not restarted"
+            node.run("touch /tmp/reload-stop")
+            wait_for(lambda n=node: n.file("/tmp/reload-done").exists, timeout=120)
+            codes = node.file("/tmp/reload-codes").content_string.split()
+            assert len(codes) >= 100, (name, len(codes))
+            assert set(codes) == {"200"}, (name, {c: codes.count(c) for c in set(codes)})
+    finally:
+        back = run_playbook(converge_playbook(), None, "--limit", ",".join(nodes))
+    assert back.rc == 0, back.output
 
 
 @pytest.mark.parametrize(

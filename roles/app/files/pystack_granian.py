@@ -74,6 +74,8 @@ def use_socket(server, sock: socket.socket, backlog: int) -> None:
     from granian._granian import SocketHolder
 
     def _init_shared_socket():
+        # granian's own (2.5 to 2.8): a shared socket, as it sets up for a
+        # Unix socket; check_internals() looks for these before any start.
         server._ssp = None
         server._shd = SocketHolder(sock.fileno(), False, backlog)
         server._sfd = sock.fileno()
@@ -84,10 +86,40 @@ def use_socket(server, sock: socket.socket, backlog: int) -> None:
     server.bind_addr, server.bind_port = host, port
 
 
+def check_internals(server) -> None:
+    """What use_socket() relies on in this granian, which may be newer than the role knows."""
+    import inspect
+
+    from granian._granian import SocketHolder
+
+    missing = [
+        name for name in ("_init_shared_socket", "_spawn_worker", "bind_addr", "bind_port") if not hasattr(server, name)
+    ]
+    if len(inspect.signature(type(server)._init_shared_socket).parameters) != 1:
+        missing.append("_init_shared_socket(self)")
+    probe = socket.socket()  # never bound: only the constructor's arguments are checked
+    try:
+        SocketHolder(probe.fileno(), False, 128)
+    except TypeError:
+        missing.append("SocketHolder(fd, uds, backlog)")
+    finally:
+        probe.close()
+    if missing:
+        raise SystemExit(f"pystack_granian: this granian lacks {', '.join(missing)}; pin a release from 2.5 to 2.8")
+
+
+def follow_current(server, working_dir: str) -> None:
+    """Workers fork from the main process and inherit its working directory, which
+    granian puts first on their sys.path: enter `current` again before every reload, so
+    new workers import the release it points to now (gunicorn's chdir does the same)."""
+    os.chdir(working_dir)
+    server.on_reload(lambda: os.chdir(working_dir))
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "--check":
         config = read(argv[1])
-        build(config)
+        check_internals(build(config))
         print(f"{argv[1]}: granian accepts this configuration")
         return 0
     if len(argv) != 1:
@@ -97,6 +129,9 @@ def main(argv: list[str]) -> int:
     # Workers must inherit the socket: fork, not Python 3.14's forkserver.
     multiprocessing.set_start_method("fork", force=True)
     server = build(config)
+    check_internals(server)
+    if "working_dir" in config:
+        follow_current(server, config["working_dir"])
     sock = systemd_socket()
     if sock is not None:
         use_socket(server, sock, int(config.get("backlog", 1024)))

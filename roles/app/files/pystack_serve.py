@@ -178,7 +178,31 @@ def _call_asgi(app, path_info: str, query: str, host: str) -> tuple[str, bytes]:
     }
     seen: dict[str, object] = {"body": b""}
 
+    async def lifespan(message_type: str, inbox: asyncio.Queue, outbox: asyncio.Queue) -> bool:
+        """Send one lifespan event; False when the app does not do lifespan (as servers allow)."""
+        await inbox.put({"type": message_type})
+        reply = await outbox.get()
+        if reply is None:  # the app raised on the lifespan scope: no lifespan support
+            return False
+        if reply["type"].endswith(".failed"):
+            raise RuntimeError(f"{message_type} failed: {reply.get('message', '')}")
+        return True
+
     async def main() -> None:
+        # Lifespan first, as granian and uvicorn run it: apps (Starlette,
+        # FastAPI) set up their state there.
+        inbox: asyncio.Queue = asyncio.Queue()
+        outbox: asyncio.Queue = asyncio.Queue()
+
+        async def run_lifespan():
+            try:
+                await app({"type": "lifespan", "asgi": scope["asgi"], "state": scope["state"]}, inbox.get, outbox.put)
+            except Exception:
+                await outbox.put(None)
+
+        lifespan_task = asyncio.ensure_future(run_lifespan())
+        supported = await lifespan("lifespan.startup", inbox, outbox)
+
         # The request once; then, like a server, nothing until the response
         # is complete, and a disconnect after it.
         done = asyncio.Event()
@@ -199,7 +223,12 @@ def _call_asgi(app, path_info: str, query: str, host: str) -> tuple[str, bytes]:
                 if not message.get("more_body", False):
                     done.set()
 
-        await app(scope, receive, send)
+        try:
+            await app(scope, receive, send)
+        finally:
+            if supported:
+                await lifespan("lifespan.shutdown", inbox, outbox)
+            await lifespan_task
 
     asyncio.run(main())
     return str(seen.get("status", "")), seen["body"]
