@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import stackhelpers
 from stackhelpers import converge_playbook, env_file, pgbouncer_stats, run_playbook, write_items
 from stackhelpers import http as get
 
@@ -51,10 +52,7 @@ def runtime(host) -> dict:
 
 
 def deploy_probe(host) -> dict:
-    """What the server's own workers say they run (the role's probe, with the node's token)."""
-    token = env_file(host)["PYSTACK_PROBE_TOKEN"]
-    out = host.check_output(f"curl -s -H 'X-Pystack-Probe: {token}' {base(host)}/.pystack/deploy")
-    return json.loads(out)
+    return stackhelpers.deploy_probe(host, base(host))
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 1) -> None:

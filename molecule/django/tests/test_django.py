@@ -7,6 +7,7 @@ import re
 import uuid
 
 import pytest
+import stackhelpers
 from stackhelpers import converge_playbook, env_file, pgbouncer_stats, run_playbook, run_task, write_items
 from stackhelpers import http as get
 
@@ -118,8 +119,7 @@ def protocol(host) -> str:
 
 
 def deploy_probe(host, base: str = BASE) -> dict:
-    token = env_file(host)["PYSTACK_PROBE_TOKEN"]
-    return json.loads(host.check_output(f"curl -s -H 'X-Pystack-Probe: {token}' {base}/.pystack/deploy"))
+    return stackhelpers.deploy_probe(host, base)
 
 
 def test_the_servers_workers_speak_the_protocol_asked(app_host):

@@ -133,3 +133,9 @@ def env_file(host, path: str = "/etc/pystack/app.env") -> dict[str, str]:
     """The variables of an environment file the app role writes (KEY="value", shell quoting)."""
     pairs = (line.split("=", 1) for line in host.file(path).content_string.splitlines() if "=" in line)
     return {key: (shlex.split(value) or [""])[0] for key, value in pairs if not key.startswith("#")}
+
+
+def deploy_probe(host, base: str) -> dict:
+    """What the server's own workers say they run: the app role's probe, with the node's token."""
+    token = env_file(host)["PYSTACK_PROBE_TOKEN"]
+    return json.loads(host.check_output(f"curl -s -H 'X-Pystack-Probe: {token}' {base}/.pystack/deploy"))
