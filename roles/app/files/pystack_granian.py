@@ -12,11 +12,11 @@ one finishes its requests, one at a time) loses none.
     python pystack_granian.py CONFIG.json           serve (under systemd)
     python pystack_granian.py --check CONFIG.json   check the configuration
 
-CONFIG.json holds granian.server.Server's keyword arguments (interface, workers,
-blocking_threads, ...) plus "target" and, for a run without systemd,
-"address" and "port"; keys that start with "//" are comments. --check builds the server from it without serving:
-unknown keys and values granian refuses fail there, before the file replaces
-a working one.
+CONFIG.json holds granian.server.Server's keyword arguments (interface,
+workers, blocking_threads, ...) plus "target" and, for a run without systemd,
+"address" and "port"; keys that start with "//" are comments. --check builds
+the server from it without serving: unknown keys and values granian refuses
+fail there, before the file replaces a working one.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def systemd_socket() -> socket.socket | None:
     return sock
 
 
-def use_socket(server, sock: socket.socket, backlog: int) -> None:
+def use_socket(server, sock: socket.socket) -> None:
     """Make the server hand `sock` to its workers instead of binding its own."""
     from granian._granian import SocketHolder
 
@@ -77,7 +77,7 @@ def use_socket(server, sock: socket.socket, backlog: int) -> None:
         # granian's own (2.5 to 2.8): a shared socket, as it sets up for a
         # Unix socket; check_internals() looks for these before any start.
         server._ssp = None
-        server._shd = SocketHolder(sock.fileno(), False, backlog)
+        server._shd = SocketHolder(sock.fileno(), False, server.backlog)
         server._sfd = sock.fileno()
         server._sso = sock
 
@@ -134,7 +134,7 @@ def main(argv: list[str]) -> int:
         follow_current(server, config["working_dir"])
     sock = systemd_socket()
     if sock is not None:
-        use_socket(server, sock, int(config.get("backlog", 1024)))
+        use_socket(server, sock)
     server.serve()
     return 0
 
