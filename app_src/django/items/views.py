@@ -22,6 +22,7 @@ from kombu.utils.url import maybe_sanitize_url
 from pystack_django import page
 from pystack_django.cache import ResilientRedisCache, describe_error
 from pystack_django.celery import app as celery_app
+from pystack_django.errors import unavailable
 from pystack_django.runtime import runtime_info
 
 from . import services
@@ -101,7 +102,17 @@ def runtime(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def livez(request: HttpRequest) -> HttpResponse:
+    """Liveness: this process serves requests. Touches no shared dependency, so a database or
+    Redis that blinks never takes every node out of the balancer."""
+    response = _json({"status": "alive"})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
+    """Readiness: the dependencies answer too (the deploy asks it before and after a switch)."""
     checks: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:
@@ -202,12 +213,6 @@ def session_visits(request: HttpRequest) -> HttpResponse:
     return _json({"visits": visits, "backend": backend})
 
 
-def _unavailable(message: str, **extra: Any) -> HttpResponse:
-    response = _json({"error": message, **extra}, 503)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 def _broker_display() -> str:
     """The broker URL without its password, for error messages."""
     return str(maybe_sanitize_url(settings.CELERY_BROKER_URL or "(not configured)"))
@@ -222,13 +227,13 @@ def enqueue_task(request: HttpRequest) -> HttpResponse:
     except BadRequest as exc:
         return _json({"error": str(exc)}, 400)
     if not settings.CELERY_BROKER_URL:
-        return _unavailable("task broker not configured: set CELERY_BROKER_URL (or REDIS_DURABLE_URL)")
+        return unavailable("task broker not configured: set CELERY_BROKER_URL (or REDIS_DURABLE_URL)")
     try:
         result = celery_app.tasks[SUMMARIZE_ITEMS].apply_async(args=(limit,))
     except QUEUE_ERRORS as exc:
         broker = _broker_display()
         log.warning("enqueue failed, task broker %s: %s", broker, describe_error(exc))
-        return _unavailable(f"task broker unavailable ({broker}): {describe_error(exc)}", broker=broker)
+        return unavailable(f"task broker unavailable ({broker}): {describe_error(exc)}", broker=broker)
     response = _json({"id": result.id}, 202)
     response["Location"] = reverse("task", args=[result.id])
     return response
@@ -240,7 +245,7 @@ def task_status(request: HttpRequest, task_id: str) -> HttpResponse:
     if not TASK_ID.fullmatch(task_id):
         return _json({"error": "invalid task id"}, 404)
     if not settings.CELERY_RESULT_BACKEND:
-        return _unavailable("result backend not configured: set CELERY_RESULT_BACKEND (or REDIS_DURABLE_URL)")
+        return unavailable("result backend not configured: set CELERY_RESULT_BACKEND (or REDIS_DURABLE_URL)")
     result = celery_app.AsyncResult(task_id)
     try:
         task_state = result.state
@@ -248,7 +253,7 @@ def task_status(request: HttpRequest, task_id: str) -> HttpResponse:
         value: Any = result.result if task_state in ("SUCCESS", "FAILURE") else None
     except QUEUE_ERRORS as exc:
         log.warning("task status failed, result backend: %s", describe_error(exc))
-        return _unavailable(f"result backend unavailable: {describe_error(exc)}")
+        return unavailable(f"result backend unavailable: {describe_error(exc)}")
     if task_state == "FAILURE":
         # The exception Celery stored, as one short line; the traceback stays in the worker log.
         if isinstance(value, BaseException) and not isinstance(value, TaskFailed):

@@ -11,6 +11,7 @@ from items import async_views, views
 urlpatterns = [
     path("", views.index, name="index"),
     path("runtime", views.runtime, name="runtime"),
+    path("livez", views.livez, name="livez"),
     path("healthz", views.healthz, name="healthz"),
     path("api/items", views.items_collection, name="items"),
     path("api/seed", views.seed, name="seed"),
@@ -24,3 +25,6 @@ urlpatterns = [
     # seconds: a hit skips the view. Compare with /page to see what a page cache buys.
     path("cached", cache_page(settings.CACHE_TTL)(views.cached_page), name="cached"),
 ]
+
+# A database or session store that is down: a JSON 503 with Retry-After, not an HTML 500.
+handler500 = "pystack_django.errors.server_error"

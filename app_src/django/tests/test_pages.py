@@ -125,7 +125,7 @@ def test_session_in_redis(client: Client, redis_sessions: fakeredis.FakeRedis) -
     assert client.get("/runtime").status_code == 200
 
 
-def test_session_redis_down_degrades(client: Client, settings: Settings) -> None:
+def test_session_store_down_is_a_visible_503_not_a_silent_reset(settings: Settings) -> None:
     settings.CACHES = {
         **settings.CACHES,
         "sessions": {
@@ -136,9 +136,19 @@ def test_session_redis_down_degrades(client: Client, settings: Settings) -> None
     }
     settings.SESSION_ENGINE = "pystack_django.sessions"
     settings.SESSION_CACHE_ALIAS = "sessions"
+    # As in production: the exception goes to handler500, not to the test.
+    client = Client(raise_request_exception=False)
+    client.cookies["sessionid"] = "a" * 32
     response = client.get("/api/session")
-    assert response.status_code == 200
-    assert response.json() == {"visits": 1, "backend": "redis"}
+    assert response.status_code == 503
+    assert response["Retry-After"] == "2"
+    assert response.json()["dependency"] == "session store"
+    # A new visitor: nothing to read, but the new session cannot be saved either.
+    response = Client(raise_request_exception=False).get("/api/session")
+    assert response.status_code == 503
+    assert response.json()["error"].startswith("session store unavailable: error: ConnectionError")
+    # Endpoints that do not use the session keep serving.
+    assert client.get("/runtime").status_code == 200
 
 
 @pytest.mark.django_db

@@ -14,6 +14,7 @@ from flask import Flask, Response, g, request
 from .cache import Cache, redis_from_url
 from .config import APP_ROOT, ConfigError, Settings, load_settings
 from .db import create_schema, make_engine, make_sessionmaker
+from .errors import register as register_error_handlers
 from .sessions import RedisSessionInterface
 from .state import AppState
 from .staticfiles import IMMUTABLE, digest_static, load_manifest
@@ -74,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         celery=make_celery(settings, engine=engine),
     )
     app.register_blueprint(bp)
+    register_error_handlers(app)
 
     @app.before_request
     def _start_timer() -> None:

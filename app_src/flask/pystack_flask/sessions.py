@@ -2,11 +2,13 @@
 
 Flask opens the session on every request; this one reads Redis only when a view touches
 the session, so endpoints that never use it cost no round trip. A session Redis that is
-down degrades to an empty, unsaved session, not to an error.
+down is an error the client sees (503, Retry-After), never a silently empty or unsaved
+session: an endpoint that uses the session answers 503, every other one is unaffected.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, Signer
 
 from .cache import describe_error
+from .errors import RETRY_AFTER_SECONDS, DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,10 @@ class RedisSession(SessionMixin):
             assert self._loader is not None
             self._data = self._loader()
         return self._data
+
+    @property
+    def unread(self) -> bool:
+        return self._data is None
 
     def __getitem__(self, key: str) -> Any:
         return self._items()[key]
@@ -72,8 +79,7 @@ class RedisSessionInterface(SessionInterface):
         try:
             raw = self.client.get(KEY_PREFIX + sid)
         except redis.RedisError as exc:
-            log.warning("session redis get failed, using an empty session: %s", describe_error(exc))
-            return {}
+            raise DependencyUnavailable("session store", describe_error(exc)) from exc
         return serializer.loads(raw) if raw is not None else {}
 
     def open_session(self, app: Flask, request: Request) -> RedisSession:
@@ -87,7 +93,8 @@ class RedisSessionInterface(SessionInterface):
         return RedisSession()
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if not isinstance(session, RedisSession) or not session.accessed:
+        # Not touched, or its read failed (that request already answers 503): nothing to save.
+        if not isinstance(session, RedisSession) or not session.accessed or session.unread:
             return
         response.vary.add("Cookie")
         name = self.get_cookie_name(app)
@@ -97,7 +104,8 @@ class RedisSessionInterface(SessionInterface):
                 try:
                     self.client.delete(KEY_PREFIX + session.sid)
                 except redis.RedisError as exc:
-                    log.warning("session redis delete failed: %s", describe_error(exc))
+                    _refuse(response, exc)
+                    return
                 response.delete_cookie(name, domain=domain, path=path)
             return
         if not self.should_set_cookie(app, session):
@@ -108,7 +116,7 @@ class RedisSessionInterface(SessionInterface):
                 KEY_PREFIX + sid, serializer.dumps(dict(session)), ex=app.permanent_session_lifetime
             )
         except redis.RedisError as exc:
-            log.warning("session redis set failed, session not saved: %s", describe_error(exc))
+            _refuse(response, exc)
             return
         response.set_cookie(
             name,
@@ -120,3 +128,18 @@ class RedisSessionInterface(SessionInterface):
             secure=self.get_cookie_secure(app),
             samesite=self.get_cookie_samesite(app),
         )
+
+
+def _refuse(response: Response, exc: redis.RedisError) -> None:
+    """The session could not be saved: the answer becomes a 503, not a success that forgot it.
+
+    Flask saves the session after the view, outside its error handlers, so the response the
+    view made is turned into the same 503 a failed read gives.
+    """
+    log.warning("session store unavailable, session not saved: %s", describe_error(exc))
+    response.status_code = 503
+    response.mimetype = "application/json"
+    body = {"error": f"session store unavailable: {describe_error(exc)}", "dependency": "session store"}
+    response.set_data(json.dumps(body))
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"

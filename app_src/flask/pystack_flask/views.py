@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from . import items, page
 from .cache import describe_error
+from .errors import unavailable
 from .runtime import runtime_info
 from .state import state
 from .tasks import SUMMARIZE_ITEMS, SUMMARY_DEFAULT_LIMIT, SUMMARY_MAX_LIMIT, TaskFailed
@@ -76,8 +77,18 @@ def runtime() -> ResponseReturnValue:
     return jsonify(runtime_info(settings.app_server, settings.app_interpreter, settings.app_release, driver))
 
 
+@bp.get("/livez")
+def livez() -> ResponseReturnValue:
+    """Liveness: this process serves requests. Touches no shared dependency, so a database or
+    Redis that blinks never takes every node out of the balancer."""
+    response = jsonify(status="alive")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
+    """Readiness: the dependencies answer too (the deploy asks it before and after a switch)."""
     app_state = state()
     checks: dict[str, str] = {}
     try:
@@ -158,25 +169,18 @@ def session_visits() -> ResponseReturnValue:
     return jsonify(visits=session["visits"], backend=backend)
 
 
-def _unavailable(message: str, **extra: Any) -> Response:
-    response = jsonify(error=message, **extra)
-    response.status_code = 503
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 @bp.post("/api/tasks")
 def enqueue_task() -> ResponseReturnValue:
     app_state = state()
     limit = _int_arg("limit", SUMMARY_DEFAULT_LIMIT, 1, SUMMARY_MAX_LIMIT)
     celery = app_state.celery
     if not app_state.settings.celery_broker_url:
-        return _unavailable("task broker not configured: set CELERY_BROKER_URL (or REDIS_DURABLE_URL)")
+        return unavailable("task broker not configured: set CELERY_BROKER_URL (or REDIS_DURABLE_URL)")
     try:
         result = celery.tasks[SUMMARIZE_ITEMS].apply_async(args=(limit,))
     except QUEUE_ERRORS as exc:
         log.warning("enqueue failed, task broker %s: %s", celery.broker_display, describe_error(exc))
-        return _unavailable(
+        return unavailable(
             f"task broker unavailable ({celery.broker_display}): {describe_error(exc)}",
             broker=celery.broker_display,
         )
@@ -192,7 +196,7 @@ def task_status(task_id: str) -> ResponseReturnValue:
     if not TASK_ID.fullmatch(task_id):
         return jsonify(error="invalid task id"), 404
     if not app_state.settings.celery_result_backend:
-        return _unavailable("result backend not configured: set CELERY_RESULT_BACKEND (or REDIS_DURABLE_URL)")
+        return unavailable("result backend not configured: set CELERY_RESULT_BACKEND (or REDIS_DURABLE_URL)")
     result = app_state.celery.AsyncResult(task_id)
     try:
         task_state = result.state
@@ -200,7 +204,7 @@ def task_status(task_id: str) -> ResponseReturnValue:
         value: Any = result.result if task_state in ("SUCCESS", "FAILURE") else None
     except QUEUE_ERRORS as exc:
         log.warning("task status failed, result backend: %s", describe_error(exc))
-        return _unavailable(f"result backend unavailable: {describe_error(exc)}")
+        return unavailable(f"result backend unavailable: {describe_error(exc)}")
     if task_state == "FAILURE":
         # The exception Celery stored, as one short line; the traceback stays in the worker log.
         if isinstance(value, TaskFailed):

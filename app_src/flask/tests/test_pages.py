@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import fakeredis
+import redis
 from flask.testing import FlaskClient
 
 from pystack_flask.page import compute_rows
@@ -57,11 +58,34 @@ def test_session_in_redis() -> None:
     assert client.get("/runtime").status_code == 200
 
 
-def test_session_redis_down_degrades(dead_redis: object) -> None:
-    client = make_app(REDIS_SESSION_CLIENT=dead_redis).test_client()
+def test_session_store_down_is_a_visible_503_not_a_silent_reset(dead_redis: object) -> None:
+    session_redis = fakeredis.FakeRedis()
+    client = make_app(REDIS_SESSION_CLIENT=session_redis).test_client()
+    assert client.get("/api/session").get_json()["visits"] == 1
+    # The same client, its session store now down: reading its session fails visibly.
+    client.application.session_interface.client = dead_redis
     response = client.get("/api/session")
-    assert response.status_code == 200
-    assert response.get_json() == {"visits": 1, "backend": "redis"}
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+    assert response.get_json()["dependency"] == "session store"
+    # Endpoints that do not use the session keep serving.
+    assert client.get("/runtime").status_code == 200
+    client.application.session_interface.client = session_redis
+    assert client.get("/api/session").get_json()["visits"] == 2
+
+
+class _ReadOnlyRedis(fakeredis.FakeRedis):
+    def set(self, *args: object, **kwargs: object) -> None:
+        raise redis.ConnectionError("connection refused")
+
+
+def test_a_session_that_cannot_be_saved_is_a_503_not_a_success() -> None:
+    client = make_app(REDIS_SESSION_CLIENT=_ReadOnlyRedis()).test_client()
+    response = client.get("/api/session")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+    assert response.get_json()["error"].startswith("session store unavailable: error: ConnectionError")
+    assert "Set-Cookie" not in response.headers
 
 
 def test_cookie_session_without_redis(client: FlaskClient) -> None:
