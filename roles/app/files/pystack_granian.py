@@ -116,6 +116,14 @@ def follow_current(server, working_dir: str) -> None:
     server.on_reload(lambda: os.chdir(working_dir))
 
 
+def follow_environment(server, env_file: str) -> None:
+    """Workers inherit the main process's environment: read the app's environment file
+    again before every reload, so a changed value (a rotated secret) reaches them."""
+    import pystack_env
+
+    server.on_reload(lambda: pystack_env.apply(env_file))
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "--check":
         config = read(argv[1])
@@ -132,6 +140,8 @@ def main(argv: list[str]) -> int:
     check_internals(server)
     if "working_dir" in config:
         follow_current(server, config["working_dir"])
+    if os.environ.get("PYSTACK_ENV_FILE"):
+        follow_environment(server, os.environ["PYSTACK_ENV_FILE"])
     sock = systemd_socket()
     if sock is not None:
         use_socket(server, sock)

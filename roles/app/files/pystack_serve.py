@@ -3,7 +3,12 @@
 The server (gunicorn, uWSGI, granian) runs `pystack_serve:application`: the
 app's own WSGI or ASGI callable (PYSTACK_APP_PROTOCOL), named by
 PYSTACK_APP_MODULE ("module:attribute", or "module:factory()" for an app
-factory), behind one check. A GET of /.pystack/deploy from the node itself
+factory), behind two checks. GET /.pystack/live from anyone who is not
+forwarded by a proxy (no X-Forwarded-For: the balancer's health check, not
+its clients) is answered here with 200: this worker runs and has imported the
+app, whatever the app's dependencies do, so the balancer takes a node out when
+the node is broken, not when a shared database blinks. A GET of
+/.pystack/deploy from the node itself
 (loopback, or an address in PYSTACK_PROBE_PEERS), carrying the deploy's
 token in X-Pystack-Probe, is answered here with what this worker really
 runs: the release its code was imported from, the interpreter, whether its
@@ -37,6 +42,13 @@ import sys
 import traceback
 
 PROBE_PATH = "/.pystack/deploy"
+LIVE_PATH = "/.pystack/live"
+_ALIVE = b'{"status": "alive"}'
+_ALIVE_HEADERS = [
+    ("Content-Type", "application/json"),
+    ("Content-Length", str(len(_ALIVE))),
+    ("Cache-Control", "no-store"),
+]
 _RELEASES = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "releases")
 _TOKEN = os.environ.pop("PYSTACK_PROBE_TOKEN", "")
 _PEERS = frozenset(["127.0.0.1", "::1", *os.environ.pop("PYSTACK_PROBE_PEERS", "").split()])
@@ -115,6 +127,9 @@ def _report(release: str) -> bytes:
 
 def wrap(app, release: str, token: str):
     def application(environ, start_response):
+        if environ.get("PATH_INFO") == LIVE_PATH and "HTTP_X_FORWARDED_FOR" not in environ:
+            start_response("200 OK", _ALIVE_HEADERS)
+            return [_ALIVE]
         if (
             environ.get("PATH_INFO") == PROBE_PATH
             and token
@@ -138,6 +153,15 @@ def wrap(app, release: str, token: str):
 
 def wrap_asgi(app, release: str, token: str):
     async def application(scope, receive, send):
+        if (
+            scope["type"] == "http"
+            and scope.get("path") == LIVE_PATH
+            and b"x-forwarded-for" not in dict(scope.get("headers") or [])
+        ):
+            headers = [(name.lower().encode(), value.encode()) for name, value in _ALIVE_HEADERS]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": _ALIVE})
+            return
         if (
             scope["type"] == "http"
             and scope.get("path") == PROBE_PATH
