@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 import stackhelpers
-from stackhelpers import converge_playbook, env_file, pgbouncer_stats, run_playbook, run_task, write_items
+from stackhelpers import APP_PLAYBOOK, env_file, pgbouncer_stats, run_playbook, run_task, write_items
 from stackhelpers import http as get
 
 BASE = "http://127.0.0.1:8000"
@@ -144,7 +144,7 @@ def test_an_asgi_node_switches_to_granian_and_back(app_host):
     name = app_host.backend.get_hostname()
     if name != "pystack-django-cpython":
         pytest.skip("the ASGI node")
-    switched = run_playbook(converge_playbook(), {"app_server": "granian"}, "--limit", name)
+    switched = run_playbook(APP_PLAYBOOK, {"app_server": "granian"}, "--limit", name)
     assert switched.rc == 0, switched.output
     private = f"http://{app_host.check_output('hostname -I').split()[0]}:8000"
     seen = deploy_probe(app_host, private)
@@ -153,6 +153,6 @@ def test_an_asgi_node_switches_to_granian_and_back(app_host):
     assert status == 200, body
     assert json.loads(body)["protocol"] == "asgi"
     assert get(app_host, private + "/healthz")[0] == 200
-    back = run_playbook(converge_playbook(), None, "--limit", name)
+    back = run_playbook(APP_PLAYBOOK, None, "--limit", name)
     assert back.rc == 0, back.output
     assert (deploy_probe(app_host)["server"], deploy_probe(app_host)["protocol"]) == ("gunicorn", "asgi")

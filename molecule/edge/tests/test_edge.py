@@ -272,3 +272,59 @@ def test_prepared_statements_are_refused_on_debian_12s_pgbouncer(host):
     assert "pgbouncer 1.18" in text and "1.21 or later" in text, run.output
     assert run.recap(), run.output
     assert run.changed() == 0, run.output
+
+
+# A bounded client on each balancer host, against its own engine: 10 requests a
+# second, at most 15 minutes, until /tmp/load.stop appears.
+LOAD_CLIENT = r"""
+import json, os, ssl, sys, time, urllib.request
+rate, limit, url = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+ctx = ssl._create_unverified_context()
+ok, failed, errors, start = 0, 0, {}, time.monotonic()
+while time.monotonic() - start < limit and not os.path.exists("/tmp/load.stop"):
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=30) as r:
+            ok += r.status == 200
+            failed += r.status != 200
+    except Exception as exc:
+        failed += 1
+        errors[repr(exc)[:120]] = errors.get(repr(exc)[:120], 0) + 1
+    time.sleep(max(0.0, 1 / rate - (time.monotonic() - t0)))
+json.dump({"ok": ok, "failed": failed, "errors": errors}, open("/tmp/load.json", "w"))
+"""
+
+
+def test_switching_a_nodes_server_rolls_through_both_engines_without_a_failed_request(host):
+    # The operator's change: app1 moves from gunicorn to granian in the inventory. A new
+    # server is a restart, not a reload: rolling_update.yml drains the node from both
+    # engines first. Last in this file: app1 stays on granian.
+    if host.backend.get_hostname() != "pystack-edge-lb-haproxy":
+        pytest.skip("run once")
+    balancers = [inventory_host(n) for n in ("pystack-edge-lb-haproxy", "pystack-edge-lb-nginx")]
+    host_vars = INVENTORY / "host_vars"
+    host_vars.mkdir(exist_ok=True)
+    (host_vars / "pystack-edge-app1.yml").write_text("app_server: granian\n")
+    for lb in balancers:
+        lb.run("rm -f /tmp/load.stop /tmp/load.json")
+        lb.run(f"cat > /tmp/load.py <<'EOF'\n{LOAD_CLIENT}\nEOF")
+        lb.run(f"nohup python3 /tmp/load.py 10 900 {BASE}/runtime > /tmp/load.log 2>&1 &")
+    try:
+        rolled = run_playbook(PROJECT / "playbooks" / "rolling_update.yml")
+    finally:
+        for lb in balancers:
+            lb.run("touch /tmp/load.stop")
+    assert rolled.rc == 0, rolled.output[-4000:]
+    for lb in balancers:
+        deadline = time.monotonic() + 60
+        while not lb.file("/tmp/load.json").exists and time.monotonic() < deadline:
+            time.sleep(1)
+        load = json.loads(lb.file("/tmp/load.json").content_string)
+        assert load["ok"] > 100, load
+        assert load["failed"] == 0, load
+    servers = {}
+    for _ in range(20):
+        seen = json.loads(curl(balancers[0], BASE + "/runtime")[2])
+        servers[seen["host"]] = seen["server"]
+    app1, app2 = (inventory_host(n).check_output("hostname") for n in ("pystack-edge-app1", "pystack-edge-app2"))
+    assert servers == {app1: "granian", app2: "gunicorn"}

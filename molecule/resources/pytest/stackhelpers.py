@@ -18,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[3]
+# A deploy to some app nodes is the app tier's own playbook with --limit, as an
+# operator runs it: site.yml would take the same app role through the other
+# tiers' plays first, changing nothing there.
+APP_PLAYBOOK = PROJECT / "playbooks" / "app.yml"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -139,3 +143,106 @@ def deploy_probe(host, base: str) -> dict:
     """What the server's own workers say they run: the app role's probe, with the node's token."""
     token = env_file(host)["PYSTACK_PROBE_TOKEN"]
     return json.loads(host.check_output(f"curl -s -H 'X-Pystack-Probe: {token}' {base}/.pystack/deploy"))
+
+
+def scenario_host(host, name: str):
+    """Another host of the scenario's inventory, reached the way `host` is."""
+    return host.get_host(f"ansible://{name}", ansible_inventory=host.backend.ansible_inventory)
+
+
+@dataclass
+class Sample:
+    at: float  # seconds since the load started
+    url: str
+    status: int  # 0: no HTTP answer
+    seconds: float
+    error: str = ""  # the exception, or the body of an HTTP error
+    retry_after: str = ""  # an HTTP error's Retry-After header
+
+
+class Load:
+    """A bounded client on the controller: `rate` requests a second in all, over `targets` in
+    turn (a URL for a GET, or (method, URL, JSON body)), for at most `limit` seconds or until
+    stop(). Each request is one new HTTP(S) connection (certificates are not checked) that
+    waits up to 30 s, as a browser would (the balancers give a node 35 s); every answer is kept.
+
+        with Load(["https://127.0.0.1:18441/", ("POST", "https://127.0.0.1:18442/notes", {...})]) as load:
+            ...  # the fault, the deploy
+        assert load.failed() == [], load.summary()
+    """
+
+    def __init__(self, targets: list, rate: float = 10, limit: float = 900):
+        import threading
+
+        self.targets = [(t if isinstance(t, tuple) else ("GET", t, None)) for t in targets]
+        self.rate, self.limit = rate, limit
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(4)]
+
+    def _run(self, lane: int) -> None:
+        import ssl
+        import urllib.error
+        import urllib.request
+
+        context = ssl._create_unverified_context()
+        start, n = self.started, lane
+        # Four lanes, each a quarter of the rate, offset so requests interleave.
+        period = len(self._threads) / self.rate
+        next_at = start + lane * period / len(self._threads)
+        while not self._stop.is_set() and time.monotonic() - start < self.limit:
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+            next_at += period
+            method, url, body = self.targets[n % len(self.targets)]
+            n += len(self._threads)
+            t0 = time.monotonic()
+            data = json.dumps(body).encode() if body is not None else None
+            request = urllib.request.Request(url, data=data, method=method)
+            if data is not None:
+                request.add_header("Content-Type", "application/json")
+            status, error, retry_after = 0, "", ""
+            try:
+                with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+                    answer.read()
+                    status = answer.status
+            except urllib.error.HTTPError as exc:
+                status, error = exc.code, exc.read()[:200].decode("utf-8", "replace")
+                retry_after = exc.headers.get("Retry-After", "")
+            except Exception as exc:
+                error = repr(exc)[:200]
+            self.samples.append(
+                Sample(t0 - start, f"{method} {url}", status, time.monotonic() - t0, error, retry_after)
+            )
+
+    def now(self) -> float:
+        """Seconds since the load started, on the clock of the samples' `at`."""
+        return time.monotonic() - self.started
+
+    def __enter__(self) -> Load:
+        self.started = time.monotonic()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def ok(self) -> list[Sample]:
+        return [s for s in self.samples if 200 <= s.status < 400]
+
+    def failed(self) -> list[Sample]:
+        return [s for s in self.samples if not 200 <= s.status < 400]
+
+    def summary(self) -> dict:
+        """Counts per URL and status, and the slowest answers: for assertion messages."""
+        counts: dict[str, int] = {}
+        for s in self.samples:
+            key = f"{s.url} {s.status} {s.error[:60]}".strip()
+            counts[key] = counts.get(key, 0) + 1
+        slowest = sorted(self.samples, key=lambda s: s.seconds)[-3:]
+        return {"counts": counts, "slowest": [(round(s.at, 1), s.url, s.status, round(s.seconds, 2)) for s in slowest]}

@@ -1,5 +1,5 @@
 """WSGI entry point: ``wsgi:app``."""
 
-from teamapp import create_app
+from notes import create_app
 
 app = create_app()

@@ -1,17 +1,21 @@
+from pathlib import Path
+
 from flask import Blueprint, abort, current_app, jsonify, request
-from redis import Redis
+from redis import Redis, RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from .jobs import compute_note_stats
 from .models import Note, db
 
-bp = Blueprint("teamapp", __name__)
+bp = Blueprint("notes", __name__)
 
-QUEUE_NAME = "teamapp"
-KEY_PREFIX = "teamapp:"
+VERSION = (Path(__file__).resolve().parents[1] / "VERSION").read_text().strip()
+QUEUE_NAME = "notes"
+KEY_PREFIX = "notes:"
 _clients = {}
 
 
@@ -36,7 +40,7 @@ def index():
         hits = cache().incr(KEY_PREFIX + "hits")
     except Exception:  # the cache is optional for this page
         hits = None
-    return jsonify(app="teamapp", hits=hits)
+    return jsonify(app="notes", version=VERSION, hits=hits)
 
 
 @bp.get("/health")
@@ -102,3 +106,27 @@ def get_job(job_id):
 @bp.app_errorhandler(404)
 def not_found(_exc):
     return jsonify(error="not found"), 404
+
+
+# What the deploy's contract asks of an app (roles/app README, "Health and dependency
+# outages"): a database or Redis that does not answer is a quick 503 with Retry-After,
+# not an HTML 500, so clients and the balancer can tell it from a broken node.
+@bp.app_errorhandler(DBAPIError)
+def database_unavailable(exc):
+    # Connection failures only; a driver may report a dropped connection as a plain
+    # DatabaseError (psycopg2cffi does), which SQLAlchemy flags as invalidated.
+    if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+        return _unavailable("database", exc)
+    raise exc
+
+
+@bp.app_errorhandler(RedisError)
+def redis_unavailable(exc):
+    return _unavailable("redis", exc)
+
+
+def _unavailable(dependency, exc):
+    response = jsonify(error=f"{dependency} unavailable", detail=exc.__class__.__name__)
+    response.status_code = 503
+    response.headers["Retry-After"] = "2"
+    return response

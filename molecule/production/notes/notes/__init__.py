@@ -1,4 +1,4 @@
-"""Team notes service: a small Flask + PostgreSQL + Redis + RQ app."""
+"""Notes service (a team's own app): a small Flask + PostgreSQL + Redis + RQ app."""
 
 import os
 
@@ -11,7 +11,7 @@ def create_app():
     app = Flask(__name__)
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY", "dev-only-not-secret")
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get(
-        "DATABASE_URL", "postgresql://teamapp@localhost/teamapp"
+        "DATABASE_URL", "postgresql://notes@localhost/notes"
     )
     # pgbouncer (transaction pooling) sits in front of PostgreSQL: check
     # connections before use and keep no session state between transactions.
