@@ -13,7 +13,7 @@ LAB_IMAGES ?= pystack/debian:trixie pystack/debian:bookworm pystack/debian:bulls
 # Scenarios `make test` runs, in order (default: every directory with a molecule.yml).
 SCENARIOS ?=
 
-.PHONY: help venv collections engine images lab lab-down lint syntax unit audit molecule test clean
+.PHONY: help venv collections engine tools images lab lab-down lint syntax unit audit molecule test clean
 help:
 	@echo "make lab       bring up the lab stack (containers) and converge it"
 	@echo "make lab-down  remove the lab containers and network"
@@ -38,6 +38,9 @@ collections: venv
 
 engine:
 	@scripts/lab-engine
+
+tools:
+	@scripts/host-tools
 
 images: engine
 	@scripts/lab-image $(LAB_IMAGES)
@@ -72,10 +75,10 @@ unit: venv
 audit: venv
 	@python3 app_src/audit
 
-molecule: venv collections images
+molecule: venv collections tools images
 	@scripts/run-scenarios $(SCENARIOS)
 
-test: venv collections engine images
+test: venv collections tools engine images
 	@scripts/test $(SCENARIOS)
 
 clean: lab-down
