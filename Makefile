@@ -13,11 +13,12 @@ LAB_IMAGES ?= pystack/debian:trixie pystack/debian:bookworm pystack/debian:bulls
 # Scenarios `make test` runs, in order (default: every directory with a molecule.yml).
 SCENARIOS ?=
 
-.PHONY: help venv collections engine tools images lab lab-down lint syntax unit audit molecule test clean
+.PHONY: help venv collections collection engine tools images lab lab-down lint syntax unit audit molecule test clean
 help:
 	@echo "make lab       bring up the lab stack (containers) and converge it"
 	@echo "make lab-down  remove the lab containers and network"
 	@echo "make test      yamllint, ansible-lint, syntax checks and every molecule scenario"
+	@echo "make collection  build the pystack.stack collection archive into .cache/collection/"
 	@echo "make lint | syntax | unit | audit | molecule [SCENARIOS='common data']"
 
 $(VENV)/.stamp: requirements.txt constraints.txt
@@ -35,6 +36,10 @@ venv: $(VENV)/.stamp
 
 collections: venv
 	@$(PY) scripts/check-collections
+
+# The roles and playbooks as the collection pystack.stack (galaxy.yml).
+collection: venv
+	@scripts/collection
 
 engine:
 	@scripts/lab-engine
