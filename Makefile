@@ -7,6 +7,11 @@ PY := $(VENV)/bin/python
 BIN := $(abspath $(VENV)/bin)
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Mitogen's linear strategy (.config/ansible/strategy/mitogen_linear.py): one
+# persistent interpreter per host instead of a new session and Python per task.
+# ANSIBLE_STRATEGY=linear make ... runs Ansible's own.
+export ANSIBLE_STRATEGY_PLUGINS := $(CURDIR)/.config/ansible/strategy
+export ANSIBLE_STRATEGY ?= mitogen_linear
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 LAB_IMAGES ?= pystack/debian:trixie pystack/debian:bookworm pystack/debian:bullseye pystack/debian:forky
