@@ -14,8 +14,11 @@ ones before Mitogen's own redirect. `ANSIBLE_STRATEGY=linear make test`
 runs without Mitogen.
 """
 
+import getpass
+
 import ansible_mitogen.loaders
 import ansible_mitogen.strategy
+import ansible_mitogen.transport_config
 
 FULL_NAMES = {
     "community.docker.docker": "docker",
@@ -38,6 +41,23 @@ def _get_with_context(name, *args, **kwargs):
 
 # Mitogen's _install_wrappers() reads this module attribute when a play starts.
 ansible_mitogen.strategy.wrap_connection_loader__get_with_context = _get_with_context
+
+# Ansible skips become when the login is already the become user
+# (become_allow_same_user false: root on the controller, which has no sudo,
+# running a delegate_to localhost task of a play with ansible_become). Mitogen
+# skips it too, but knows no login user for the local connection; it is the
+# user running Ansible, as in Ansible's own local plugin.
+_remote_user = ansible_mitogen.transport_config.PlayContextSpec.remote_user
+
+
+def _remote_user_or_local(self):
+    user = _remote_user(self)
+    if not user and self.transport() == "local":
+        return getpass.getuser()
+    return user
+
+
+ansible_mitogen.transport_config.PlayContextSpec.remote_user = _remote_user_or_local
 
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
