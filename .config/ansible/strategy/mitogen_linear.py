@@ -45,16 +45,17 @@ ansible_mitogen.strategy.wrap_connection_loader__get_with_context = _get_with_co
 # Ansible skips become when the login is already the become user
 # (become_allow_same_user false: root on the controller, which has no sudo,
 # running a delegate_to localhost task of a play with ansible_become). Mitogen
-# skips it too, but knows no login user for the local connection; it is the
-# user running Ansible, as in Ansible's own local plugin.
+# skips it too, but takes the login of the local connection from
+# ansible_user (the remote hosts' login, "admin" in inventories/example);
+# Ansible's own local plugin runs as the user running Ansible, whatever
+# ansible_user says.
 _remote_user = ansible_mitogen.transport_config.PlayContextSpec.remote_user
 
 
 def _remote_user_or_local(self):
-    user = _remote_user(self)
-    if not user and self.transport() == "local":
+    if self.transport() == "local":
         return getpass.getuser()
-    return user
+    return _remote_user(self)
 
 
 ansible_mitogen.transport_config.PlayContextSpec.remote_user = _remote_user_or_local
