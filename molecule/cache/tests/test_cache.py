@@ -188,11 +188,22 @@ def test_app_user_is_refused_administration(host, cache, port, command):
 
 
 @pytest.mark.parametrize("port", [CACHE_PORT, DURABLE_PORT])
-def test_monitoring_user_reads_info_only(host, cache, port):
+def test_monitoring_user_reads_info_and_queue_lengths_only(host, cache, port):
     # Valkey reports redis_version too (7.2.4, the Redis it is compatible with).
     assert "redis_version:" in monitor(host, cache, port, "INFO", "server")
     assert monitor(host, cache, port, "PING") == "PONG"
-    for command in (["GET", "k"], ["SET", "k", "v"], ["CONFIG", "GET", "maxmemory"], ["KEYS", "*"]):
+    # The exporter's queue lengths: the type and length of the task queues' keys.
+    assert monitor(host, cache, port, "TYPE", "celery") in ("none", "list")
+    assert monitor(host, cache, port, "LLEN", "rq:queue:default").isdigit()
+    for command in (
+        ["GET", "k"],
+        ["SET", "k", "v"],
+        ["CONFIG", "GET", "maxmemory"],
+        ["KEYS", "*"],
+        ["LLEN", "session:x"],
+        ["LPOP", "celery"],
+        ["DEL", "rq:queue:default"],
+    ):
         assert "NOPERM" in monitor(host, cache, port, *command)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import testinfra
-from prod import APPS, CACHE, DB, LB, POOLER, WORKER
+from prod import APPS, CACHE, DB, LB, MONITORING, POOLER, WORKER
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +49,8 @@ def pooler(node):
 @pytest.fixture(scope="session")
 def cache(node):
     return node(CACHE)
+
+
+@pytest.fixture(scope="session")
+def monitoring(node):
+    return node(MONITORING)

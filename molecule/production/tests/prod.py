@@ -17,6 +17,7 @@ WORKER = "pystack-prod-worker1"
 DB = "pystack-prod-db1"
 POOLER = "pystack-prod-pgbouncer1"
 CACHE = "pystack-prod-cache1"
+MONITORING = "pystack-prod-monitoring1"
 # Both balancers' HTTPS, published on the controller's loopback (molecule.yml).
 PUBLIC = ("https://127.0.0.1:18441", "https://127.0.0.1:18442")
 SCENARIO = Path(__file__).resolve().parents[1]

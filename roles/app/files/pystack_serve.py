@@ -13,8 +13,9 @@ the node is broken, not when a shared database blinks. A GET of
 token in X-Pystack-Probe, is answered here with what this worker really
 runs: the release its code was imported from, the interpreter, whether its
 JIT is on, the server and the protocol. Every other request goes to the app
-untouched. The token is taken out of os.environ before the app is imported,
-so the app never sees it.
+untouched (timed and counted by pystack_metrics, beside this file, when
+PYSTACK_METRICS_DIR is set). The token is taken out of os.environ before
+the app is imported, so the app never sees it.
 
 The deploy also runs this file before it switches to a release:
 
@@ -326,5 +327,14 @@ if __name__ == "__main__":
 else:
     _spec = os.environ.get("PYSTACK_APP_MODULE", "")
     if _spec:
+        _app = load(_spec)
+        _metrics_dir = os.environ.get("PYSTACK_METRICS_DIR", "")
+        if _metrics_dir:
+            # Every request the app answers, timed and counted (pystack_metrics,
+            # beside this file); the checks above it are not.
+            import pystack_metrics
+
+            _recorder = pystack_metrics.Recorder(_metrics_dir)
+            _app = (pystack_metrics.asgi if PROTOCOL == "asgi" else pystack_metrics.wsgi)(_app, _recorder)
         _wrap = wrap_asgi if PROTOCOL == "asgi" else wrap
-        application = _wrap(load(_spec), _release_of(_spec), _TOKEN)
+        application = _wrap(_app, _release_of(_spec), _TOKEN)

@@ -1,0 +1,263 @@
+"""Request metrics of the app server's workers, and the endpoint Prometheus reads them from.
+
+Installed by the pystack app role. pystack_serve records every request the
+app answers (not its own liveness and deploy probes) when PYSTACK_METRICS_DIR
+is set: its status class and how long the app took, from the call until the
+app returned its response (WSGI; a streamed body's later chunks are not
+counted) or sent its last body chunk (ASGI). Each worker process counts in a
+memory-mapped file of its own, DIR/<pid>.metrics, so the servers' processes
+share no lock and a request costs no system call; threads of one worker
+(gunicorn gthread, granian's blocking threads) take a lock of their own.
+
+The reader runs beside the server (its own systemd unit, stopped with it):
+
+    python3 pystack_metrics.py serve ADDRESS PORT DIR
+
+and answers GET /metrics in Prometheus' text format with the sum over the
+files. A file whose process has ended (a recycled or reloaded worker) is
+added to DIR/retired.metrics and removed, so the counters never go back while
+the server runs; a restart of the server starts them from zero (the runtime
+folder goes with it), which Prometheus' rate() takes as a counter reset.
+
+Standard library only, Python 3.7 and later: the reader runs on the host's
+python3, the recorder in every interpreter the app role serves with.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import mmap
+import operator
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+
+MAGIC = b"PYSTKM01"
+# Upper bounds of the duration histogram, in seconds (+Inf follows).
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STATUSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+# Layout after the magic: a count per status class, a count per bucket
+# (not cumulative; the last one is +Inf), the sum of durations.
+_BUCKET0 = len(STATUSES)
+_SUM = _BUCKET0 + len(BUCKETS) + 1
+SLOTS = _SUM + 1
+SIZE = len(MAGIC) + 8 * SLOTS
+_FMT = f"<{SLOTS}d"
+_SUFFIX = ".metrics"
+RETIRED = "retired" + _SUFFIX
+
+
+class Recorder:
+    """Counts one process's requests in DIR/<pid>.metrics (opened again after a fork)."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self._pid = -1
+        self._map = None
+        self._lock = threading.Lock()
+        self.broken = False
+
+    def _open(self):
+        pid = os.getpid()
+        os.makedirs(self.directory, mode=0o750, exist_ok=True)
+        fd = os.open(os.path.join(self.directory, f"{pid}{_SUFFIX}"), os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            if os.fstat(fd).st_size < SIZE:
+                os.ftruncate(fd, SIZE)
+            view = mmap.mmap(fd, SIZE)
+        finally:
+            os.close(fd)
+        view[: len(MAGIC)] = MAGIC
+        self._map, self._pid = view, pid
+
+    def record(self, status: int, seconds: float) -> None:
+        # Metrics never fail a request: a folder that cannot be written
+        # turns recording off in this process.
+        if self.broken:
+            return
+        try:
+            if self._pid != os.getpid():
+                self._open()
+            view = self._map
+            klass = min(max(status // 100, 1), 5) - 1
+            bucket = _BUCKET0 + bisect.bisect_left(BUCKETS, seconds)
+            with self._lock:
+                for slot, amount in ((klass, 1.0), (bucket, 1.0), (_SUM, seconds)):
+                    offset = len(MAGIC) + 8 * slot
+                    struct.pack_into("<d", view, offset, struct.unpack_from("<d", view, offset)[0] + amount)
+        except (OSError, ValueError):
+            self.broken = True
+
+
+def wsgi(app, recorder: Recorder):
+    """The WSGI app, each request timed and counted."""
+
+    def application(environ, start_response):
+        seen = [500]
+
+        def recording_start_response(status, headers, exc_info=None):
+            with contextlib.suppress(ValueError):
+                seen[0] = int(str(status)[:3])
+            return start_response(status, headers, exc_info)
+
+        start = time.perf_counter()
+        try:
+            return app(environ, recording_start_response)
+        finally:
+            recorder.record(seen[0], time.perf_counter() - start)
+
+    return application
+
+
+def asgi(app, recorder: Recorder):
+    """The ASGI app, each HTTP request timed and counted until its last body chunk."""
+
+    async def application(scope, receive, send):
+        if scope.get("type") != "http":
+            await app(scope, receive, send)
+            return
+        state = {"status": 500, "done": False}
+        start = time.perf_counter()
+
+        async def recording_send(message):
+            kind = message.get("type")
+            if kind == "http.response.start":
+                state["status"] = int(message.get("status", 500))
+            elif kind == "http.response.body" and not message.get("more_body", False) and not state["done"]:
+                state["done"] = True
+                recorder.record(state["status"], time.perf_counter() - start)
+            await send(message)
+
+        try:
+            await app(scope, receive, recording_send)
+        finally:
+            if not state["done"]:
+                state["done"] = True
+                recorder.record(state["status"], time.perf_counter() - start)
+
+    return application
+
+
+def read(path: str):
+    """The slots of one file, or None when it is not (yet) a metrics file."""
+    with open(path, "rb") as handle:
+        data = handle.read(SIZE)
+    if len(data) < SIZE or data[: len(MAGIC)] != MAGIC:
+        return None
+    return list(struct.unpack_from(_FMT, data, len(MAGIC)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write(path: str, values) -> None:
+    temporary = path + ".tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(MAGIC + struct.pack(_FMT, *values))
+    os.replace(temporary, path)
+
+
+def collect(directory: str):
+    """(summed slots, live worker processes): ended processes' files folded into retired.metrics."""
+    totals = [0.0] * SLOTS
+    retired_path = os.path.join(directory, RETIRED)
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:  # no request yet since the server started
+        return totals, 0
+    retired = (read(retired_path) if RETIRED in names else None) or [0.0] * SLOTS
+    live = 0
+    for name in names:
+        if not name.endswith(_SUFFIX) or name == RETIRED:
+            continue
+        try:
+            pid = int(name[: -len(_SUFFIX)])
+            values = read(os.path.join(directory, name))
+        except (ValueError, OSError):
+            continue
+        if values is None:
+            continue
+        if _alive(pid):
+            live += 1
+            totals = list(map(operator.add, totals, values))
+        else:
+            retired = list(map(operator.add, retired, values))
+            # Kept before the file goes: a reader stopped in between never
+            # loses a count (it may count one process twice, once).
+            _write(retired_path, retired)
+            os.unlink(os.path.join(directory, name))
+    return list(map(operator.add, totals, retired)), live
+
+
+def _number(value: float) -> str:
+    return repr(int(value)) if value == int(value) else repr(value)
+
+
+def exposition(values, live: int) -> str:
+    lines = [
+        "# HELP pystack_http_requests_total Requests the app answered, by status class.",
+        "# TYPE pystack_http_requests_total counter",
+    ]
+    for index, status in enumerate(STATUSES):
+        lines.append(f'pystack_http_requests_total{{status="{status}"}} {_number(values[index])}')
+    lines += [
+        "# HELP pystack_http_request_duration_seconds Time the app took to answer a request.",
+        "# TYPE pystack_http_request_duration_seconds histogram",
+    ]
+    cumulative = 0.0
+    for index, bound in enumerate((*BUCKETS, None)):
+        cumulative += values[_BUCKET0 + index]
+        le = "+Inf" if bound is None else repr(bound)
+        lines.append(f'pystack_http_request_duration_seconds_bucket{{le="{le}"}} {_number(cumulative)}')
+    lines.append(f"pystack_http_request_duration_seconds_sum {values[_SUM]!r}")
+    lines.append(f"pystack_http_request_duration_seconds_count {_number(cumulative)}")
+    lines += [
+        "# HELP pystack_app_worker_processes Processes of the app server that have answered requests and still run.",
+        "# TYPE pystack_app_worker_processes gauge",
+        f"pystack_app_worker_processes {live}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def serve(address: str, port: int, directory: str) -> None:
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404)
+                return
+            with lock:
+                body = exposition(*collect(directory)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass  # Prometheus asks every few seconds: no line each time
+
+    class Server(HTTPServer):
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    Server((address, port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5 or sys.argv[1] != "serve":
+        sys.exit("usage: pystack_metrics.py serve ADDRESS PORT DIR")
+    serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
