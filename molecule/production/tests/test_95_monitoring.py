@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from prod import APPS, LB, PUBLIC
+from prod import APPS, LB, PUBLIC, vault
 from stackhelpers import PROJECT, Load, run_playbook
 
 # Every host runs the node exporter; each tier its own exporter (the inventory has two
@@ -85,11 +85,22 @@ def test_each_tier_reports_its_own_figures(prometheus):
     answered = values('sum by (instance) (pystack_http_requests_total{status="2xx"})')
     assert len(answered) == 2 and all(count > 0 for count in answered.values()), answered
     assert values("sum(pystack_http_request_duration_seconds_count)")
-    # The RQ queue of the worker, and the database's connections out of max_connections.
-    assert values('redis_key_size{key="rq:queue:notes"}') is not None
-    assert values("sum(pg_stat_activity_count) / scalar(max(pg_settings_max_connections))")
+    # The database's connections out of max_connections (pgbouncer's server connections at least).
+    (share,) = values("sum(pg_stat_activity_count) / scalar(max(pg_settings_max_connections))").values()
+    assert 0 < share < 1
     # HAProxy's view of the app nodes.
     assert len(values('haproxy_server_status{proxy="app",state="UP"} == 1')) == 2 * len(LB)
+
+
+def test_the_redis_exporter_reads_every_instance_within_its_acl(prometheus, cache):
+    # Its scrapes, the queue keys' lengths among them, ran without an error and without a
+    # command the monitoring user may not run (Redis logs each denial in ACL LOG).
+    errors = query(prometheus, "redis_exporter_last_scrape_error")
+    assert len(errors) == 2 and all(float(r["value"][1]) == 0 for r in errors), errors
+    password = vault()["vault_redis_admin_password"]
+    for port in (6379, 6380):
+        denials = cache.check_output(f"REDISCLI_AUTH={shlex.quote(password)} redis-cli --user admin -p {port} ACL LOG")
+        assert "monitor" not in denials, denials
 
 
 def unit_of(app) -> str:
@@ -125,6 +136,8 @@ def test_an_app_node_that_stops_fires_its_alert_then_resolves(prometheus, apps):
             assert time.monotonic() - stopped < hold + scrape + evaluation + 5, "AppNodeDown did not fire"
             time.sleep(1)
         fired = time.monotonic() - stopped
+        # Not before the rule's for: (a rule that lost it would page at the first failed scrape).
+        assert fired >= hold, fired
         # Alertmanager has it too (where receivers would send it).
         deadline = time.monotonic() + 30
         while not any(

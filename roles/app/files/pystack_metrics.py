@@ -4,7 +4,9 @@ Installed by the pystack app role. pystack_serve records every request the
 app answers (not its own liveness and deploy probes) when PYSTACK_METRICS_DIR
 is set: its status class and how long the app took, from the call until the
 app returned its response (WSGI; a streamed body's later chunks are not
-counted) or sent its last body chunk (ASGI). Each worker process counts in a
+counted, but for an app that starts the response in its first chunk, a
+generator, the time runs until the server closes it) or sent its last body
+chunk (ASGI). Each worker process counts in a
 memory-mapped file of its own, DIR/<pid>.metrics, so the servers' processes
 share no lock and a request costs no system call; threads of one worker
 (gunicorn gthread, granian's blocking threads) take a lock of their own.
@@ -63,6 +65,8 @@ class Recorder:
 
     def _open(self):
         pid = os.getpid()
+        # A worker forked while another thread held the lock would inherit it held.
+        self._lock = threading.Lock()
         os.makedirs(self.directory, mode=0o750, exist_ok=True)
         fd = os.open(os.path.join(self.directory, f"{pid}{_SUFFIX}"), os.O_RDWR | os.O_CREAT, 0o640)
         try:
@@ -93,11 +97,29 @@ class Recorder:
             self.broken = True
 
 
+class _Recorded:
+    """A response iterable that records its request when the server closes it."""
+
+    def __init__(self, result, done):
+        self._result = result
+        self._done = done
+
+    def __iter__(self):
+        return iter(self._result)
+
+    def close(self):
+        try:
+            if hasattr(self._result, "close"):
+                self._result.close()
+        finally:
+            self._done()
+
+
 def wsgi(app, recorder: Recorder):
     """The WSGI app, each request timed and counted."""
 
     def application(environ, start_response):
-        seen = [500]
+        seen = [0]
 
         def recording_start_response(status, headers, exc_info=None):
             with contextlib.suppress(ValueError):
@@ -105,10 +127,21 @@ def wsgi(app, recorder: Recorder):
             return start_response(status, headers, exc_info)
 
         start = time.perf_counter()
+
+        def done():
+            recorder.record(seen[0] or 500, time.perf_counter() - start)
+
         try:
-            return app(environ, recording_start_response)
-        finally:
-            recorder.record(seen[0], time.perf_counter() - start)
+            result = app(environ, recording_start_response)
+        except BaseException:
+            done()
+            raise
+        if seen[0]:
+            done()
+            return result
+        # A generator (or middleware) that calls start_response at its first
+        # iteration: the status is known when the server closes the response.
+        return _Recorded(result, done)
 
     return application
 

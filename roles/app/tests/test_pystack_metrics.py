@@ -126,3 +126,18 @@ def test_the_reader_answers_prometheus(tmp_path):
             threading.Event().wait(0.1)
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert sample(body, 'pystack_http_requests_total{status="2xx"}') == 1
+
+
+def test_a_generator_app_is_counted_with_the_status_it_sends(tmp_path):
+    def generator_app(environ, start_response):
+        start_response("201 Created", [])
+        yield b"a"
+        yield b"b"
+
+    app = metrics.wsgi(generator_app, metrics.Recorder(str(tmp_path)))
+    result = app({}, lambda *args: None)
+    assert b"".join(result) == b"ab"
+    result.close()
+    text = metrics.exposition(*metrics.collect(str(tmp_path)))
+    assert sample(text, 'pystack_http_requests_total{status="2xx"}') == 1
+    assert sample(text, 'pystack_http_requests_total{status="5xx"}') == 0
