@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 
 import pytest
@@ -109,9 +110,21 @@ def test_a_celery_task_enqueued_through_django_runs_on_the_worker(host):
     worker = host.get_host("ansible://pystack-django-worker", ansible_inventory=host.backend.ansible_inventory)
     # The worker runs `celery -A pystack_django worker`, the django preset's default.
     assert "celery -A pystack_django worker" in worker.file("/etc/pystack/worker.sh").content_string
+    address = worker.check_output("hostname -I").split()[0]
+
+    def succeeded() -> float:
+        text = worker.check_output(f"curl -s -m 10 http://{address}:9180/metrics")
+        return float(re.search(r'^pystack_tasks_total\{outcome="succeeded"\} (\S+)$', text, re.M).group(1))
+
+    before = succeeded()
     result = run_task(host, BASE)
     assert result["state"] == "SUCCESS", result
     assert result["result"]["worker"] == worker.check_output("hostname")
+    # The worker host counts the task's outcome for Prometheus (the app role's task metrics).
+    deadline = time.monotonic() + 20
+    while succeeded() < before + 1:
+        assert time.monotonic() < deadline, "the task's success was not counted"
+        time.sleep(1)
 
 
 def protocol(host) -> str:

@@ -13,7 +13,12 @@ share no lock and a request costs no system call; threads of one worker
 
 The reader runs beside the server (its own systemd unit, stopped with it):
 
-    python3 pystack_metrics.py serve ADDRESS PORT DIR
+    python3 pystack_metrics.py serve ADDRESS PORT DIR [requests|tasks]
+
+On a Celery worker host the same files count tasks instead (celery(), hooked
+into the worker processes by pystack_hooks/sitecustomize.py): the reader
+serves them with `tasks` as pystack_tasks_total{outcome} and
+pystack_task_duration_seconds.
 
 and answers GET /metrics in Prometheus' text format with the sum over the
 files. A file whose process has ended (a recycled or reloaded worker) is
@@ -175,6 +180,51 @@ def asgi(app, recorder: Recorder):
     return application
 
 
+# Celery's task outcomes in the same files (a worker host's reader serves them
+# as pystack_tasks_total and pystack_task_duration_seconds): the status class
+# slot of each outcome, and the task's run time.
+TASK_OUTCOMES = {"succeeded": 200, "retried": 300, "revoked": 400, "failed": 500}
+
+
+def celery(recorder: Recorder) -> None:
+    """Count every task's outcome in recorder, from Celery's signals (in the worker processes)."""
+    from celery import signals
+
+    started: dict = {}
+
+    def _id(request=None, sender=None, task_id=None) -> str:
+        if task_id:
+            return task_id
+        if request is not None:
+            return getattr(request, "id", "") or ""
+        return getattr(getattr(sender, "request", None), "id", "") or ""
+
+    def prerun(task_id=None, **_):
+        started[task_id] = time.perf_counter()
+
+    def finished(outcome: str, identity: str) -> None:
+        began = started.pop(identity, None)
+        recorder.record(TASK_OUTCOMES[outcome], time.perf_counter() - began if began is not None else 0.0)
+
+    def success(sender=None, **_):
+        finished("succeeded", _id(sender=sender))
+
+    def failure(task_id=None, sender=None, **_):
+        finished("failed", _id(sender=sender, task_id=task_id))
+
+    def retry(request=None, sender=None, **_):
+        finished("retried", _id(request=request, sender=sender))
+
+    def revoked(request=None, sender=None, **_):
+        finished("revoked", _id(request=request, sender=sender))
+
+    signals.task_prerun.connect(prerun, weak=False)
+    signals.task_success.connect(success, weak=False)
+    signals.task_failure.connect(failure, weak=False)
+    signals.task_retry.connect(retry, weak=False)
+    signals.task_revoked.connect(revoked, weak=False)
+
+
 def read(path: str):
     """The slots of one file, or None when it is not (yet) a metrics file."""
     with open(path, "rb") as handle:
@@ -237,6 +287,33 @@ def _number(value: float) -> str:
     return repr(int(value)) if value == int(value) else repr(value)
 
 
+def task_exposition(values, live: int) -> str:
+    """The same slots as Celery task outcomes (a worker host's reader)."""
+    lines = [
+        "# HELP pystack_tasks_total Tasks the workers ran, by outcome.",
+        "# TYPE pystack_tasks_total counter",
+    ]
+    for outcome, code in TASK_OUTCOMES.items():
+        lines.append(f'pystack_tasks_total{{outcome="{outcome}"}} {_number(values[code // 100 - 1])}')
+    lines += [
+        "# HELP pystack_task_duration_seconds Time a task ran.",
+        "# TYPE pystack_task_duration_seconds histogram",
+    ]
+    cumulative = 0.0
+    for index, bound in enumerate((*BUCKETS, None)):
+        cumulative += values[_BUCKET0 + index]
+        le = "+Inf" if bound is None else repr(bound)
+        lines.append(f'pystack_task_duration_seconds_bucket{{le="{le}"}} {_number(cumulative)}')
+    lines.append(f"pystack_task_duration_seconds_sum {values[_SUM]!r}")
+    lines.append(f"pystack_task_duration_seconds_count {_number(cumulative)}")
+    lines += [
+        "# HELP pystack_worker_processes Worker processes that have run tasks and still run.",
+        "# TYPE pystack_worker_processes gauge",
+        f"pystack_worker_processes {live}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def exposition(values, live: int) -> str:
     lines = [
         "# HELP pystack_http_requests_total Requests the app answered, by status class.",
@@ -263,7 +340,7 @@ def exposition(values, live: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def serve(address: str, port: int, directory: str) -> None:
+def serve(address: str, port: int, directory: str, kind: str = "requests") -> None:
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     lock = threading.Lock()
@@ -274,7 +351,7 @@ def serve(address: str, port: int, directory: str) -> None:
                 self.send_error(404)
                 return
             with lock:
-                body = exposition(*collect(directory)).encode()
+                body = (task_exposition if kind == "tasks" else exposition)(*collect(directory)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -291,6 +368,6 @@ def serve(address: str, port: int, directory: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5 or sys.argv[1] != "serve":
-        sys.exit("usage: pystack_metrics.py serve ADDRESS PORT DIR")
-    serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) not in (5, 6) or sys.argv[1] != "serve" or sys.argv[5:] not in ([], ["requests"], ["tasks"]):
+        sys.exit("usage: pystack_metrics.py serve ADDRESS PORT DIR [requests|tasks]")
+    serve(sys.argv[2], int(sys.argv[3]), sys.argv[4], *sys.argv[5:])

@@ -141,3 +141,43 @@ def test_a_generator_app_is_counted_with_the_status_it_sends(tmp_path):
     text = metrics.exposition(*metrics.collect(str(tmp_path)))
     assert sample(text, 'pystack_http_requests_total{status="2xx"}') == 1
     assert sample(text, 'pystack_http_requests_total{status="5xx"}') == 0
+
+
+class _Signal:
+    def __init__(self):
+        self.receivers = []
+
+    def connect(self, receiver, weak=True):
+        self.receivers.append(receiver)
+
+    def send(self, **kwargs):
+        for receiver in self.receivers:
+            receiver(**kwargs)
+
+
+def test_celery_task_outcomes_are_counted_from_its_signals(tmp_path, monkeypatch):
+    import types
+
+    signals = types.SimpleNamespace(
+        **{name: _Signal() for name in ("task_prerun", "task_success", "task_failure", "task_retry", "task_revoked")}
+    )
+    celery = types.ModuleType("celery")
+    celery.signals = signals
+    monkeypatch.setitem(sys.modules, "celery", celery)
+    monkeypatch.setitem(sys.modules, "celery.signals", signals)
+    metrics.celery(metrics.Recorder(str(tmp_path)))
+
+    def task(identity):
+        return types.SimpleNamespace(request=types.SimpleNamespace(id=identity))
+
+    for identity in ("a", "b", "c"):
+        signals.task_prerun.send(task_id=identity, sender=task(identity))
+    signals.task_success.send(sender=task("a"), result=1)
+    signals.task_failure.send(task_id="b", sender=task("b"), exception=ValueError())
+    signals.task_retry.send(request=types.SimpleNamespace(id="c"), sender=task("c"))
+    signals.task_revoked.send(request=types.SimpleNamespace(id="d"), sender=task("d"))
+    text = metrics.task_exposition(*metrics.collect(str(tmp_path)))
+    for outcome in ("succeeded", "failed", "retried", "revoked"):
+        assert sample(text, f'pystack_tasks_total{{outcome="{outcome}"}}') == 1
+    assert sample(text, "pystack_task_duration_seconds_count") == 4
+    assert "pystack_http_requests_total" not in text
