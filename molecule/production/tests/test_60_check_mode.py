@@ -29,7 +29,7 @@ def test_check_mode_shows_the_one_change_and_makes_nothing(lbs):
     run = run_playbook(SITE, {"haproxy_timeout_queue": "31s"}, "--check", "--diff")
     assert run.rc == 0, run.output[-3000:]
     recap = run.recap()
-    assert len(recap) == 9, recap  # the eight hosts and the controller (retire_credentials.yml)
+    assert len(recap) == 10, recap  # the nine hosts and the controller (retire_credentials.yml)
     # Every other host: nothing would change.
     assert {host for host, counts in recap.items() if counts["changed"]} == LBS, run.output[-3000:]
     # On the balancers: the file, with its diff, and the reload it would take; nothing else.
