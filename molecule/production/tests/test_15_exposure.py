@@ -21,7 +21,7 @@ HOSTS = (*LB, *APPS, WORKER, DB, POOLER, CACHE, MONITORING)
 # Every exporter (and HAProxy's metrics on 8404) only from the monitoring host.
 SERVICES = {
     **{(lb, port): set(HOSTS) for lb in LB for port in (80, 443)},
-    **{(lb, port): {MONITORING} for lb in LB for port in (8404, 9113)},
+    **{(lb, 8404): {MONITORING} for lb in LB},
     **{(app, 8000): set(LB) for app in APPS},
     **{(app, 9180): {MONITORING} for app in APPS},
     (POOLER, 6432): {*APPS, WORKER},
@@ -158,7 +158,6 @@ MONITORING_EXPOSURE_AT_MOST = 1.5
 @pytest.mark.parametrize(
     "name, unit",
     [
-        *((lb, "prometheus-nginx-exporter") for lb in LB),
         *((host, "prometheus-node-exporter") for host in (LB[0], APPS[0], DB, MONITORING)),
         (DB, "prometheus-postgres-exporter"),
         (POOLER, "prometheus-pgbouncer-exporter"),
