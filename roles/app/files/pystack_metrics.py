@@ -287,57 +287,49 @@ def _number(value: float) -> str:
     return repr(int(value)) if value == int(value) else repr(value)
 
 
-def task_exposition(values, live: int) -> str:
-    """The same slots as Celery task outcomes (a worker host's reader)."""
-    lines = [
-        "# HELP pystack_tasks_total Tasks the workers ran, by outcome.",
-        "# TYPE pystack_tasks_total counter",
-    ]
-    for outcome, code in TASK_OUTCOMES.items():
-        lines.append(f'pystack_tasks_total{{outcome="{outcome}"}} {_number(values[code // 100 - 1])}')
-    lines += [
-        "# HELP pystack_task_duration_seconds Time a task ran.",
-        "# TYPE pystack_task_duration_seconds histogram",
-    ]
+def _family(counter, label: str, counts, histogram, gauge, values, live: int) -> str:
+    """One counter by label, the duration histogram and the live-process gauge, in text format.
+
+    counter, histogram and gauge are (name, help) pairs; counts maps each label value to its slot.
+    """
+    lines = [f"# HELP {counter[0]} {counter[1]}", f"# TYPE {counter[0]} counter"]
+    for value, slot in counts:
+        lines.append(f'{counter[0]}{{{label}="{value}"}} {_number(values[slot])}')
+    lines += [f"# HELP {histogram[0]} {histogram[1]}", f"# TYPE {histogram[0]} histogram"]
     cumulative = 0.0
     for index, bound in enumerate((*BUCKETS, None)):
         cumulative += values[_BUCKET0 + index]
         le = "+Inf" if bound is None else repr(bound)
-        lines.append(f'pystack_task_duration_seconds_bucket{{le="{le}"}} {_number(cumulative)}')
-    lines.append(f"pystack_task_duration_seconds_sum {values[_SUM]!r}")
-    lines.append(f"pystack_task_duration_seconds_count {_number(cumulative)}")
-    lines += [
-        "# HELP pystack_worker_processes Worker processes that have run tasks and still run.",
-        "# TYPE pystack_worker_processes gauge",
-        f"pystack_worker_processes {live}",
-    ]
+        lines.append(f'{histogram[0]}_bucket{{le="{le}"}} {_number(cumulative)}')
+    lines.append(f"{histogram[0]}_sum {values[_SUM]!r}")
+    lines.append(f"{histogram[0]}_count {_number(cumulative)}")
+    lines += [f"# HELP {gauge[0]} {gauge[1]}", f"# TYPE {gauge[0]} gauge", f"{gauge[0]} {live}"]
     return "\n".join(lines) + "\n"
+
+
+def task_exposition(values, live: int) -> str:
+    """The same slots as Celery task outcomes (a worker host's reader)."""
+    return _family(
+        ("pystack_tasks_total", "Tasks the workers ran, by outcome."),
+        "outcome",
+        [(outcome, code // 100 - 1) for outcome, code in TASK_OUTCOMES.items()],
+        ("pystack_task_duration_seconds", "Time a task ran."),
+        ("pystack_worker_processes", "Worker processes that have run tasks and still run."),
+        values,
+        live,
+    )
 
 
 def exposition(values, live: int) -> str:
-    lines = [
-        "# HELP pystack_http_requests_total Requests the app answered, by status class.",
-        "# TYPE pystack_http_requests_total counter",
-    ]
-    for index, status in enumerate(STATUSES):
-        lines.append(f'pystack_http_requests_total{{status="{status}"}} {_number(values[index])}')
-    lines += [
-        "# HELP pystack_http_request_duration_seconds Time the app took to answer a request.",
-        "# TYPE pystack_http_request_duration_seconds histogram",
-    ]
-    cumulative = 0.0
-    for index, bound in enumerate((*BUCKETS, None)):
-        cumulative += values[_BUCKET0 + index]
-        le = "+Inf" if bound is None else repr(bound)
-        lines.append(f'pystack_http_request_duration_seconds_bucket{{le="{le}"}} {_number(cumulative)}')
-    lines.append(f"pystack_http_request_duration_seconds_sum {values[_SUM]!r}")
-    lines.append(f"pystack_http_request_duration_seconds_count {_number(cumulative)}")
-    lines += [
-        "# HELP pystack_app_worker_processes Processes of the app server that have answered requests and still run.",
-        "# TYPE pystack_app_worker_processes gauge",
-        f"pystack_app_worker_processes {live}",
-    ]
-    return "\n".join(lines) + "\n"
+    return _family(
+        ("pystack_http_requests_total", "Requests the app answered, by status class."),
+        "status",
+        [(status, index) for index, status in enumerate(STATUSES)],
+        ("pystack_http_request_duration_seconds", "Time the app took to answer a request."),
+        ("pystack_app_worker_processes", "Processes of the app server that have answered requests and still run."),
+        values,
+        live,
+    )
 
 
 def serve(address: str, port: int, directory: str, kind: str = "requests") -> None:
